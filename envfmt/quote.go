@@ -126,14 +126,17 @@ const psQuotes = "'\u2018\u2019\u201a\u201b"
 
 // quotePowerShell quotes s for PowerShell: a verbatim single-quoted string,
 // with every kind of single quote doubled. s must not contain a newline.
+// Bytes that are not valid UTF-8 are copied unchanged (callers refuse them).
 func quotePowerShell(s string) string {
 	var b strings.Builder
 	b.WriteByte('\'')
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
 		if strings.ContainsRune(psQuotes, r) {
-			b.WriteRune(r)
+			b.WriteString(s[i : i+n])
 		}
-		b.WriteRune(r)
+		b.WriteString(s[i : i+n])
+		i += n
 	}
 	b.WriteByte('\'')
 	return b.String()

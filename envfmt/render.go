@@ -110,6 +110,9 @@ var dialects = map[Shell]dialect{
 			if plainWord(w) || plainWindowsPath(w) {
 				return w, true
 			}
+			if _, bad := unsupported(PowerShell, w); bad {
+				return "", false
+			}
 			return quotePowerShell(w), true
 		},
 	},

@@ -449,3 +449,16 @@ func TestRenderWriteError(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestHintArgumentsPowerShellCannotCarry(t *testing.T) {
+	for _, arg := range []string{"bad \xff byte", "two\nlines"} {
+		var buf bytes.Buffer
+		err := Render(&buf, PowerShell, Document{ApplyCommand: []string{"devbundle", arg}}, RenderOptions{})
+		if err == nil || buf.Len() != 0 {
+			t.Errorf("%q: got error %v, output %q", arg, err, buf.String())
+		}
+	}
+	if got, want := quotePowerShell("a\xffb'"), "'a\xffb'''"; got != want {
+		t.Errorf("quotePowerShell changed invalid bytes: got %q, want %q", got, want)
+	}
+}
