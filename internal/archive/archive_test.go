@@ -244,7 +244,7 @@ func sparseBomb(t testing.TB) []byte {
 	data := makeTar(t, []entry{{name: "bomb.img", body: ""}})
 	h := data[:512]
 	h[156] = tar.TypeGNUSparse
-	copy(h[257:265], "ustar  \x00") // GNU magic
+	copy(h[257:265], "ustar  \x00")     // GNU magic
 	copy(h[483:495], "77777777777\x00") // realsize
 	copy(h[148:156], "        ")
 	sum := 0
