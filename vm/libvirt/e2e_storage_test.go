@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -279,4 +280,122 @@ func fileSize(t *testing.T, p string) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+// QEMU accepts the definition and starts: the user-mode network arguments,
+// the console file in the pool, the disk chain. The disk holds no OS, so
+// the guest sits in the BIOS: an ACPI request goes unanswered and Halt
+// must power it off when the deadline passes.
+func TestE2EStartWithoutOS(t *testing.T) {
+	p := e2eProvider(t, nil)
+	key := uniqueKey(t)
+	cleanupBase(t, p, key)
+	cleanupMachine(t, p, "e2e-noos")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := p.Create(ctx, vm.Spec{Name: "e2e-noos", Dir: t.TempDir(), CPUs: 1, MemoryMiB: 256, Accel: "tcg",
+		Disks:    []vm.Disk{{Path: scratchImage(t, 16, 1), Format: "qcow2", Key: key}},
+		Forwards: []vm.Forward{{Name: "ssh", GuestPort: 22}, {Name: "docker", GuestPort: 2376}}})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	m := &vm.Machine{Name: "e2e-noos", ID: c.ID, Forwards: c.Forwards, ConsoleLog: c.ConsoleLog}
+	if err := p.Start(ctx, m); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if st, err := p.State(ctx, m); err != nil || st != vm.StateRunning {
+		t.Fatalf("State = %q, %v", st, err)
+	}
+	// Both forwards listen on 127.0.0.1 (QEMU accepts, then drops the
+	// connection: nothing listens in the guest).
+	for _, f := range c.Forwards {
+		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", f.HostPort), 5*time.Second)
+		if err != nil {
+			t.Fatalf("forward %q on 127.0.0.1:%d: %v", f.Name, f.HostPort, err)
+		}
+		conn.Close()
+		if addrs := listeners(t, f.HostPort); len(addrs) != 1 || addrs[0] != "0100007F" {
+			t.Fatalf("forward %q: port %d listens on %q (kernel notation), want only 127.0.0.1 (0100007F)", f.Name, f.HostPort, addrs)
+		}
+	}
+	if _, err := os.Stat(c.ConsoleLog); err != nil {
+		t.Fatalf("console log %q: %v", c.ConsoleLog, err)
+	}
+	if _, err := p.ReadConsole(ctx, m, 4096); err != nil {
+		t.Fatalf("ReadConsole: %v", err)
+	}
+	hctx, hcancel := context.WithTimeout(ctx, 3*time.Second)
+	defer hcancel()
+	start := time.Now()
+	if err := p.Halt(hctx, m, false); err != nil {
+		t.Fatalf("Halt: %v", err)
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("Halt returned after %s without the guest answering ACPI: it did not wait", d)
+	}
+	if st, _ := p.State(ctx, m); st != vm.StateHalted {
+		t.Fatalf("State after Halt = %q", st)
+	}
+	if err := p.Destroy(ctx, m); err != nil {
+		t.Fatalf("Destroy: %v", err)
+	}
+	if st, _ := p.State(ctx, m); st != vm.StateNotCreated {
+		t.Fatalf("State after Destroy = %q", st)
+	}
+	if _, err := os.Stat(c.ConsoleLog); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("console log %q left after destroy: %v", c.ConsoleLog, err)
+	}
+}
+
+// listeners lists the local addresses (in /proc/net/tcp{,6} notation)
+// listening on port.
+func listeners(t *testing.T, port int) []string {
+	var out []string
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 4 || f[3] != "0A" { // LISTEN
+				continue
+			}
+			addr, hexPort, _ := strings.Cut(f[1], ":")
+			if hexPort == fmt.Sprintf("%04X", port) {
+				out = append(out, addr)
+			}
+		}
+	}
+	return out
+}
+
+// Network mode never starts a network: with Debian's "default" network
+// defined but inactive (as it must stay on this host), Create refuses and
+// the network stays down.
+func TestE2ENetworkModeRefusesInactiveNetwork(t *testing.T) {
+	p := e2eProvider(t, func(o *Options) { o.Network = NetworkLibvirt; o.NetworkName = "default" })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cleanupMachine(t, p, "e2e-netmode")
+	spec := vm.Spec{Name: "e2e-netmode", Dir: t.TempDir(), CPUs: 1, MemoryMiB: 256, Accel: "tcg",
+		Disks: []vm.Disk{{Path: "/nonexistent/box.img", Format: "qcow2", Key: uniqueKey(t)}}}
+	net, err := p.l.NetworkLookupByName("default")
+	if err != nil {
+		t.Skipf("no libvirt network \"default\" defined here: %v", err)
+	}
+	if active, _ := p.l.NetworkIsActive(net); active == 1 {
+		t.Skip("the \"default\" network is active on this host; this test needs it inactive")
+	}
+	_, err = p.Create(ctx, spec)
+	if err == nil || !strings.Contains(err.Error(), `"default" is not active`) || !strings.Contains(err.Error(), "virsh net-start default") {
+		t.Fatalf("Create on an inactive network: %v", err)
+	}
+	if active, _ := p.l.NetworkIsActive(net); active != 0 {
+		t.Fatal("the network was started")
+	}
+	p.opts.NetworkName = "devbundle-no-such-network"
+	if _, err := p.Create(ctx, spec); err == nil || !strings.Contains(err.Error(), "devbundle-no-such-network") {
+		t.Fatalf("Create on a missing network: %v", err)
+	}
 }
