@@ -1,0 +1,66 @@
+package vm
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Machine is the saved state of one machine (state.json in its folder).
+// It is the single source `env` and `status` answer from.
+type Machine struct {
+	Name     string    `json:"name"`
+	Provider string    `json:"provider"`
+	ID       string    `json:"id"` // provider's identifier
+	Created  time.Time `json:"created"`
+
+	Box BoxRef `json:"box"`
+
+	CPUs      int    `json:"cpus"`
+	MemoryMiB int    `json:"memory_mib"`
+	DiskGiB   int    `json:"disk_gib,omitempty"`
+	Accel     string `json:"accel,omitempty"`
+
+	// Network is "user" (forwards on 127.0.0.1) or "network".
+	Network  string    `json:"network"`
+	Address  string    `json:"address,omitempty"` // the VM's own address, network mode
+	Forwards []Forward `json:"forwards"`
+
+	SSH SSHInfo `json:"ssh"`
+
+	ConsoleLog string `json:"console_log,omitempty"`
+
+	// Services holds what each enabled service recorded (versions, ports,
+	// certificate fingerprints), by service name.
+	Services map[string]json.RawMessage `json:"services,omitempty"`
+}
+
+// BoxRef names the box a machine was made from.
+type BoxRef struct {
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture"`
+	Provider     string `json:"provider"`
+}
+
+func (b BoxRef) String() string {
+	return fmt.Sprintf("%s (%s, %s, %s)", b.Name, b.Version, b.Provider, b.Architecture)
+}
+
+// SSHInfo is how to reach the machine's sshd.
+type SSHInfo struct {
+	User string `json:"user"`
+	// KeyReplaced is true once the box's insecure key has been swapped for
+	// the machine's own.
+	KeyReplaced bool `json:"key_replaced"`
+}
+
+// Forward returns the forward with the given name.
+func (m *Machine) Forward(name string) (Forward, bool) {
+	for _, f := range m.Forwards {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Forward{}, false
+}
