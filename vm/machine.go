@@ -13,6 +13,8 @@ type Machine struct {
 	Provider string    `json:"provider"`
 	ID       string    `json:"id"` // provider's identifier
 	Created  time.Time `json:"created"`
+	// Phase is PhaseCreating, PhaseCreated or PhaseReady.
+	Phase string `json:"phase"`
 
 	Box BoxRef `json:"box"`
 

@@ -1,0 +1,349 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/devbundle/devbundle/internal/dberr"
+	"github.com/devbundle/devbundle/vm/sshc"
+)
+
+// UpOptions say what machine `up` should bring up.
+type UpOptions struct {
+	Name      string
+	Provider  string
+	Box       BoxRequest
+	CPUs      int
+	MemoryMiB int
+	DiskGiB   int
+	Accel     string
+	Network   string // "user" or "network"
+	// Ports are the guest ports the services need reached from the host,
+	// besides SSH (22), which is always forwarded.
+	Ports []Forward
+	// SSHUser is the box's login user ("vagrant").
+	SSHUser string
+	// BootTimeout bounds the wait for sshd (default 5 minutes).
+	BootTimeout time.Duration
+	// Provision runs after SSH is ready (the services' set-up), with the
+	// machine-key client. It may update the machine's state, which is
+	// saved afterwards.
+	Provision func(ctx context.Context, c *sshc.Client, m *Machine) error
+}
+
+// Up creates the machine when it does not exist, starts it when halted,
+// logs in (replacing the box's insecure key on first boot), grows its disk
+// when asked, and runs Provision. On a running machine it skips the boot.
+// It can be interrupted at any point; the next Up continues.
+func (mgr *Manager) Up(ctx context.Context, opts UpOptions) (*Machine, error) {
+	if err := ValidateName(opts.Name); err != nil {
+		return nil, dberr.Usage("%s", err)
+	}
+	unlock, err := mgr.lock(ctx, opts.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	m, err := mgr.Store.Load(opts.Name)
+	if err != nil && mgr.Store.Exists(opts.Name) {
+		return nil, err
+	}
+	if m != nil && m.Provider != opts.Provider && opts.Provider != "" {
+		return nil, fmt.Errorf("machine %q was created with provider %q, not %q; destroy it first or use another --machine", m.Name, m.Provider, opts.Provider)
+	}
+	providerName := opts.Provider
+	if m != nil {
+		providerName = m.Provider
+	}
+	p, err := mgr.Provider(ctx, providerName)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+
+	if m == nil || m.Phase == PhaseCreating || m.Phase == "" {
+		if m, err = mgr.create(ctx, p, opts, m); err != nil {
+			return nil, err
+		}
+	}
+	firstBoot := m.Phase == PhaseCreated
+
+	st, err := p.State(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	switch st {
+	case StateNotCreated:
+		return nil, fmt.Errorf("machine %q is recorded but its VM is gone from %s; run \"devbundle destroy -m %s\" then \"devbundle up\"", m.Name, m.Provider, m.Name)
+	case StateRunning:
+		mgr.IO.Infof("machine %q is already running", m.Name)
+	default:
+		if err := mgr.reconcileForwards(ctx, p, m, opts); err != nil {
+			return nil, err
+		}
+		step := mgr.IO.StartStep("Starting VM")
+		if err := p.Start(ctx, m); err != nil {
+			step.Fail()
+			return nil, err
+		}
+		step.Done(fmt.Sprintf("accelerator %s", m.Accel))
+	}
+
+	client, err := mgr.login(ctx, p, m, opts, firstBoot)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+
+	if firstBoot {
+		m.SSH.KeyReplaced = true
+		if err := mgr.Store.Save(m); err != nil {
+			return nil, err
+		}
+		if opts.DiskGiB > 0 {
+			step := mgr.IO.StartStep(fmt.Sprintf("Growing the root filesystem to %d GiB", opts.DiskGiB))
+			if err := growRootFS(ctx, client); err != nil {
+				step.Fail()
+				return nil, err
+			}
+			step.Done("")
+		}
+	}
+	if opts.Provision != nil {
+		if err := opts.Provision(ctx, client, m); err != nil {
+			return nil, err
+		}
+	}
+	m.Phase = PhaseReady
+	if err := mgr.Store.Save(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// create makes the VM. A machine left in PhaseCreating by an interrupted
+// `up` has its leftovers removed first.
+func (mgr *Manager) create(ctx context.Context, p Provider, opts UpOptions, prev *Machine) (*Machine, error) {
+	dir, err := mgr.Store.Ensure(opts.Name)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		mgr.IO.Debugf("machine %q was interrupted while being created; removing its leftovers", opts.Name)
+		if err := p.Destroy(ctx, prev); err != nil {
+			return nil, fmt.Errorf("remove the leftovers of an interrupted create: %w", err)
+		}
+	}
+
+	step := mgr.IO.StartStep("Preparing box " + opts.Box.Name)
+	box, err := mgr.Boxes.Ensure(ctx, opts.Box)
+	if err != nil {
+		step.Fail()
+		return nil, err
+	}
+	step.Done(box.Ref.Version)
+
+	m := &Machine{
+		Name: opts.Name, Provider: p.Name(), Created: mgr.now(), Phase: PhaseCreating,
+		Box: box.Ref, CPUs: opts.CPUs, MemoryMiB: opts.MemoryMiB, DiskGiB: opts.DiskGiB,
+		Network: opts.Network, SSH: SSHInfo{User: opts.SSHUser},
+	}
+	if err := mgr.Store.Save(m); err != nil {
+		return nil, err
+	}
+	step = mgr.IO.StartStep("Creating VM")
+	created, err := p.Create(ctx, Spec{
+		Name: opts.Name, Dir: dir, Disks: box.Disks, BoxOVF: box.OVF, BaseMAC: box.BaseMAC,
+		CPUs: opts.CPUs, MemoryMiB: opts.MemoryMiB, DiskGiB: opts.DiskGiB, Accel: opts.Accel,
+		Forwards: wantedForwards(opts.Ports),
+	})
+	if err != nil {
+		step.Fail()
+		return nil, err
+	}
+	step.Done(created.ID)
+	for _, w := range created.Warnings {
+		mgr.IO.Warnf("%s", w)
+	}
+	m.ID, m.Forwards, m.ConsoleLog, m.Accel = created.ID, created.Forwards, created.ConsoleLog, created.Accel
+	m.Phase = PhaseCreated
+	if err := mgr.Store.Save(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// wantedForwards is SSH plus the services' ports, host ports unassigned.
+func wantedForwards(ports []Forward) []Forward {
+	out := []Forward{{Name: "ssh", GuestPort: 22, HostIP: "127.0.0.1"}}
+	for _, f := range ports {
+		if f.Name != "ssh" {
+			out = append(out, Forward{Name: f.Name, GuestPort: f.GuestPort, HostIP: "127.0.0.1"})
+		}
+	}
+	return out
+}
+
+// reconcileForwards makes a halted machine's forwards match what the
+// services now need, before it starts.
+func (mgr *Manager) reconcileForwards(ctx context.Context, p Provider, m *Machine, opts UpOptions) error {
+	want := wantedForwards(opts.Ports)
+	missing := slices.ContainsFunc(want, func(w Forward) bool {
+		f, ok := m.Forward(w.Name)
+		return !ok || f.GuestPort != w.GuestPort
+	})
+	if !missing {
+		return nil
+	}
+	r, ok := p.(ForwardReconciler)
+	if !ok {
+		return fmt.Errorf("machine %q needs new forwarded ports and provider %q cannot add them; destroy and recreate it", m.Name, p.Name())
+	}
+	// Keep the host ports already assigned, so env output stays valid.
+	for i, w := range want {
+		if f, ok := m.Forward(w.Name); ok && f.GuestPort == w.GuestPort {
+			want[i] = f
+		}
+	}
+	got, err := r.SetForwards(ctx, m, want)
+	if err != nil {
+		return err
+	}
+	m.Forwards = got
+	return mgr.Store.Save(m)
+}
+
+// login waits for sshd and logs in with the machine's key; on first boot
+// it replaces the box's insecure key and pins the host key.
+func (mgr *Manager) login(ctx context.Context, p Provider, m *Machine, opts UpOptions, firstBoot bool) (*sshc.Client, error) {
+	addr, err := sshAddr(m)
+	if err != nil {
+		return nil, err
+	}
+	key, err := sshc.LoadOrCreateKey(mgr.machineKeyPath(m.Name), "devbundle machine "+m.Name)
+	if err != nil {
+		return nil, err
+	}
+	pin := mgr.pinning(m.Name, false)
+	pinned, err := pin.PinnedKeys()
+	if err != nil {
+		return nil, err
+	}
+	if len(pinned) == 0 {
+		if !firstBoot {
+			return nil, fmt.Errorf("machine %q has no pinned SSH host key in %q; if the file was removed on purpose, run \"devbundle destroy -m %s\" and \"devbundle up\"", m.Name, pin.File, m.Name)
+		}
+		pin.TrustOnFirstUse = true
+	}
+	algos, err := pin.HostKeyAlgorithms()
+	if err != nil {
+		return nil, err
+	}
+	keys := sshc.MachineKeys{Machine: key, Comment: "devbundle machine " + m.Name}
+	if !m.SSH.KeyReplaced {
+		insecure, err := mgr.InsecureKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		keys.Insecure = insecure
+	}
+	timeout := opts.BootTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	hint := ""
+	if m.ConsoleLog != "" {
+		hint = "the VM's console log is " + m.ConsoleLog
+	}
+	step := mgr.IO.StartStep("Waiting for SSH")
+	client, err := sshc.EnsureMachineKey(ctx, sshc.WaitOptions{
+		Addr: addr, User: m.SSH.User, HostKeyCallback: pin.HostKeyCallback(),
+		HostKeyAlgorithms: algos, Timeout: timeout, Hint: hint,
+		OnAttempt: func(n int, err error) { mgr.IO.Debugf("ssh attempt %d: %v", n, err) },
+	}, keys)
+	if err != nil {
+		step.Fail()
+		mgr.showConsole(ctx, p, m)
+		return nil, err
+	}
+	step.Done(addr)
+	return client, nil
+}
+
+// consoleReader is implemented by providers that can show the VM's serial
+// console.
+type consoleReader interface {
+	ReadConsole(ctx context.Context, m *Machine, max int64) ([]byte, error)
+}
+
+// showConsole prints the last lines of the console log after a failed boot.
+func (mgr *Manager) showConsole(ctx context.Context, p Provider, m *Machine) {
+	cr, ok := p.(consoleReader)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	data, err := cr.ReadConsole(ctx, m, 64<<10)
+	if err != nil || len(data) == 0 {
+		return
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > 20 {
+		lines = lines[len(lines)-20:]
+	}
+	mgr.IO.Infof("last lines of the VM's console:")
+	for _, l := range lines {
+		mgr.IO.Infof("  | %s", strings.TrimRight(l, "\r"))
+	}
+}
+
+// growRootFS grows the root partition and filesystem to fill the disk.
+// It uses growpart when the guest has it, else sfdisk; then resize2fs or
+// xfs_growfs. A filesystem already filling its disk is left alone.
+func growRootFS(ctx context.Context, c *sshc.Client) error {
+	const script = `set -e
+src=$(findmnt -no SOURCE /)
+fstype=$(findmnt -no FSTYPE /)
+disk=/dev/$(lsblk -no PKNAME "$src")
+part=$(cat /sys/class/block/$(basename "$src")/partition)
+if command -v growpart >/dev/null; then
+  growpart "$disk" "$part" || [ $? -eq 1 ]
+else
+  echo ", +" | sfdisk --no-reread --no-tell-kernel -q -N "$part" "$disk"
+  partx -u "$disk" 2>/dev/null || true
+  command -v resizepart >/dev/null && resizepart "$disk" "$part" $(($(cat /sys/class/block/$(basename "$disk")/size) - $(cat /sys/class/block/$(basename "$src")/start))) || true
+fi
+case "$fstype" in
+  ext2|ext3|ext4) resize2fs "$src" ;;
+  xfs) xfs_growfs / ;;
+  btrfs) btrfs filesystem resize max / ;;
+  *) echo "cannot grow a $fstype root filesystem" >&2; exit 3 ;;
+esac`
+	var stderr strings.Builder
+	code, err := c.Run(ctx, "sudo -n sh -c "+shellQuote(script), sshc.RunOptions{Stderr: &stderr})
+	if err != nil {
+		return fmt.Errorf("grow the root filesystem: %w", err)
+	}
+	if code != 0 {
+		return fmt.Errorf("grow the root filesystem: exit %d: %s", code, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func (mgr *Manager) now() time.Time {
+	if mgr.Now != nil {
+		return mgr.Now()
+	}
+	return time.Now()
+}
+
