@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -460,5 +461,34 @@ func TestHintArgumentsPowerShellCannotCarry(t *testing.T) {
 	}
 	if got, want := quotePowerShell("a\xffb'"), "'a\xffb'''"; got != want {
 		t.Errorf("quotePowerShell changed invalid bytes: got %q, want %q", got, want)
+	}
+}
+
+// TestGoldenWindows covers what PowerShell and cmd users see, with Windows
+// paths (a space, parentheses, a ' in a user name for PowerShell).
+func TestGoldenWindows(t *testing.T) {
+	blk := dockerBlock()
+	for _, sh := range []Shell{PowerShell, Cmd} {
+		certs := `C:\Users\Dev User\AppData\Local\devbundle\machines\default\docker`
+		if sh == PowerShell {
+			certs = `C:\Users\D'Arcy\AppData\Local\devbundle\machines\default\docker`
+		}
+		blk.Vars[1].Value = certs
+		vars := append(slices.Clone(blk.Vars), Var{"TOOLS_DIR", `C:\Program Files (x86)\devbundle\bin`})
+		for _, unset := range []bool{false, true} {
+			mode := "set"
+			if unset {
+				mode = "unset"
+			}
+			var buf bytes.Buffer
+			doc := Document{
+				Blocks:       []Block{{Comment: blk.Comment, Vars: vars}},
+				ApplyCommand: applyCommand(sh, "docker", unset),
+			}
+			if err := Render(&buf, sh, doc, RenderOptions{Unset: unset}); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "windows."+mode+"."+string(sh)+".golden", buf.Bytes())
+		}
 	}
 }
