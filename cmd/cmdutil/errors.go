@@ -40,3 +40,10 @@ func NoArgs(cmd *cobra.Command, args []string) error {
 func FlagError(cmd *cobra.Command, err error) error {
 	return dberr.Usage("%s; see %q", err, fmt.Sprintf("%s --help", cmd.CommandPath()))
 }
+
+// ExitCodeError carries an exit code to pass through unchanged, such as
+// the exit code of a command run with `devbundle ssh -- CMD`. It prints
+// nothing.
+type ExitCodeError struct{ Code int }
+
+func (e *ExitCodeError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }

@@ -13,5 +13,7 @@ func NewCmdBox(f *cmdutil.Factory) *cobra.Command {
 		Short: "Manage the Vagrant boxes devbundle boots machines from",
 		Args:  cmdutil.NoArgs,
 	}
+	ip := NewCmdIP(f)
+	cmd.AddCommand(NewCmdBoxVersion(f), ip)
 	return cmd
 }

@@ -48,6 +48,14 @@ your own docker, kubectl and oc need to use them:
 		NewCmdVersion(f),
 		NewCmdCompletion(f),
 		NewCmdBox(f),
+		NewCmdUp(f),
+		NewCmdStatus(f),
+		NewCmdHalt(f),
+		NewCmdDestroy(f),
+		NewCmdSSH(f),
+		NewCmdSSHConfig(f),
+		NewCmdIP(f),
+		NewCmdDoctor(f),
 	)
 	return root
 }
@@ -74,6 +82,10 @@ func Execute(ctx context.Context, f *cmdutil.Factory, args []string) int {
 		err = errors.Join(dberr.ErrInterrupted, err)
 		f.IOStreams.Errorf("interrupted; run the command again to continue where it stopped")
 		return dberr.ExitCode(err)
+	}
+	var passthrough *cmdutil.ExitCodeError
+	if errors.As(err, &passthrough) {
+		return passthrough.Code
 	}
 	if isUnknownCommand(err) {
 		err = dberr.Usage("%s; see \"devbundle --help\"", err)

@@ -1,0 +1,92 @@
+package cmdutil
+
+import (
+	"context"
+	"fmt"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/devbundle/devbundle/boxes"
+	"github.com/devbundle/devbundle/internal/config"
+	"github.com/devbundle/devbundle/internal/dberr"
+	"github.com/devbundle/devbundle/internal/insecurekey"
+	"github.com/devbundle/devbundle/internal/paths"
+	"github.com/devbundle/devbundle/vm"
+	"github.com/devbundle/devbundle/vm/libvirt"
+)
+
+// FinishedConfig loads the config, lets apply set flag values, then fills
+// defaults and validates. Invalid settings are usage errors listing every
+// problem.
+func (f *Factory) FinishedConfig(apply func(*config.Config)) (*config.Config, error) {
+	cfg, src, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	if apply != nil {
+		apply(cfg)
+	}
+	if err := cfg.Finish(); err != nil {
+		where := "flags"
+		if src.Project != "" {
+			where = src.Project
+		} else if src.User != "" {
+			where = src.User
+		}
+		return nil, dberr.Usage("invalid settings (from %s and flags):\n%w", where, err)
+	}
+	return cfg, nil
+}
+
+// Manager returns the machine manager configured from cfg.
+func (f *Factory) Manager(cfg *config.Config) (*vm.Manager, error) {
+	p, err := f.Paths()
+	if err != nil {
+		return nil, err
+	}
+	return &vm.Manager{
+		Store: vm.Store{Root: p.Machines()},
+		IO:    f.IOStreams,
+		Provider: func(ctx context.Context, name string) (vm.Provider, error) {
+			switch name {
+			case config.ProviderLibvirt:
+				return libvirt.New(ctx, libvirt.Options{
+					URI:         cfg.Libvirt.URI,
+					CacheDir:    p.Cache,
+					Network:     cfg.Libvirt.Network,
+					NetworkName: cfg.Libvirt.NetworkName,
+					Getenv:      f.Getenv,
+				})
+			case config.ProviderVirtualBox:
+				return nil, dberr.WithHint(fmt.Errorf("the virtualbox provider is not available in this build yet"), "use --provider libvirt")
+			default:
+				return nil, dberr.Usage("unknown provider %q; use libvirt or virtualbox", name)
+			}
+		},
+		Boxes: &vm.StoreBoxes{Store: boxes.NewStore(p.Boxes()), Add: f.BoxAddDefaults(p)},
+		InsecureKeys: func(ctx context.Context) ([]ssh.Signer, error) {
+			keys, err := insecurekey.Load(ctx, insecurekey.Options{
+				File:       cfg.SSH.InsecureKeyFile,
+				Getenv:     f.Getenv,
+				HTTPClient: f.HTTPClient(),
+			})
+			if err != nil {
+				return nil, err
+			}
+			return keys.Signers, nil
+		},
+	}, nil
+}
+
+// BoxAddDefaults are the options every box download shares: the HTTP
+// client, a progress bar on a terminal, warnings on stderr, and the
+// download folder where partial files wait to be resumed.
+func (f *Factory) BoxAddDefaults(p paths.Paths) boxes.AddOptions {
+	return boxes.AddOptions{
+		Client:      f.HTTPClient(),
+		DownloadDir: p.Downloads(),
+		Progress:    f.IOStreams.NewProgress("downloading box"),
+		Warn:        func(msg string) { f.IOStreams.Warnf("%s", msg) },
+		Server:      f.Getenv("VAGRANT_SERVER_URL"),
+	}
+}

@@ -1,0 +1,112 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/devbundle/devbundle/boxes"
+	"github.com/devbundle/devbundle/internal/download"
+)
+
+// StoreBoxes is the BoxSource backed by the box store: a box already
+// stored is used as it is (no network); a missing one is added through the
+// same code path as `devbundle box add`.
+type StoreBoxes struct {
+	Store *boxes.Store
+	// Add holds the options every add shares (HTTP client, progress,
+	// warnings, download folder); Source, Version, Provider and the
+	// checksum come from the request.
+	Add boxes.AddOptions
+}
+
+// Ensure returns the newest stored box matching req, adding one first when
+// none is stored.
+func (s *StoreBoxes) Ensure(ctx context.Context, req BoxRequest) (BoxImage, error) {
+	if !req.ForceCheck {
+		if b, ok, err := s.find(req); err != nil {
+			return BoxImage{}, err
+		} else if ok {
+			return imageOf(b)
+		}
+	}
+	opts := s.Add
+	opts.Source, opts.Version, opts.Provider, opts.Insecure = req.Name, req.Version, req.Provider, req.Insecure
+	if req.Server != "" {
+		opts.Server = req.Server
+	}
+	if req.Checksum != "" {
+		sum, err := download.ParseChecksum(req.Checksum)
+		if err != nil {
+			return BoxImage{}, err
+		}
+		opts.Checksum = sum
+	}
+	b, err := s.Store.Add(ctx, opts)
+	if err != nil {
+		if found, ok, ferr := s.find(req); ferr == nil && ok && strings.Contains(err.Error(), "already installed") {
+			return imageOf(found)
+		}
+		return BoxImage{}, err
+	}
+	return imageOf(b)
+}
+
+// find looks for a stored box: by name for catalog names, by recorded
+// source for URLs and files.
+func (s *StoreBoxes) find(req BoxRequest) (boxes.Box, bool, error) {
+	all, err := s.Store.Find(boxes.Query{Provider: req.Provider, Constraint: req.Version})
+	if err != nil {
+		return boxes.Box{}, false, err
+	}
+	host := boxes.HostArchitecture()
+	src := req.Name
+	if abs, err := filepath.Abs(src); err == nil && !strings.Contains(src, "://") {
+		src = abs
+	}
+	for _, b := range all { // newest first
+		if b.Architecture != host && b.Architecture != boxes.ArchUnknown {
+			continue
+		}
+		if b.Name == req.Name || b.Source.URL == req.Name || b.Source.CatalogURL == req.Name || b.Source.URL == src {
+			return b, true, nil
+		}
+	}
+	return boxes.Box{}, false, nil
+}
+
+// imageOf describes a stored box for a provider.
+func imageOf(b boxes.Box) (BoxImage, error) {
+	img := BoxImage{Ref: BoxRef{Name: b.Name, Version: b.Version, Architecture: b.Architecture, Provider: b.Provider}}
+	files, err := b.Images()
+	if err != nil {
+		return BoxImage{}, err
+	}
+	for i, f := range files {
+		path := f
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(b.Dir, f)
+		}
+		if strings.HasSuffix(strings.ToLower(path), ".ovf") {
+			img.OVF = path
+			continue
+		}
+		format := b.Metadata.Format
+		if i < len(b.Metadata.Disks) && b.Metadata.Disks[i].Format != "" {
+			format = b.Metadata.Disks[i].Format
+		}
+		if format == "" {
+			format = "qcow2"
+		}
+		img.Disks = append(img.Disks, Disk{
+			Path:   path,
+			Format: format,
+			Key:    fmt.Sprintf("%s/%s/%s/%s/%s@%s", b.Name, b.Version, b.Architecture, b.Provider, filepath.Base(path), b.Source.Checksum),
+		})
+	}
+	if len(img.Disks) == 0 && img.OVF == "" {
+		return BoxImage{}, fmt.Errorf("box %s has no disk image; remove it with \"devbundle box remove %s --box-version %s\" and add it again", b, b.Name, b.Version)
+	}
+	return img, nil
+}
