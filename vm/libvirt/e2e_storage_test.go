@@ -26,8 +26,18 @@ import (
 //
 //	flock /tmp/devbundle-vm.lock go test -tags e2e -p 1 ./vm/libvirt/
 
-// e2eProvider connects to the system daemon with a fresh cache folder.
+// e2eProvider connects to the system daemon with a fresh cache folder;
+// the connection is closed when the test ends.
 func e2eProvider(t *testing.T, mod func(*Options)) *Provider {
+	t.Helper()
+	p := e2eConnect(t, mod)
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// e2eConnect connects without closing at the end: for the conformance
+// suite, which closes the provider itself.
+func e2eConnect(t *testing.T, mod func(*Options)) *Provider {
 	t.Helper()
 	opts := Options{URI: "qemu:///system", CacheDir: t.TempDir()}
 	if mod != nil {
@@ -39,7 +49,6 @@ func e2eProvider(t *testing.T, mod func(*Options)) *Provider {
 	if err != nil {
 		t.Fatalf("connect to libvirt: %v", err)
 	}
-	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
 

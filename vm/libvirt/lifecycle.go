@@ -230,7 +230,13 @@ func (p *Provider) decideAccel(ctx context.Context, requested string, c hostCaps
 // disk with KVM and waits for an SSH banner on a forwarded port (see
 // accel.go). Everything it made is gone when it returns.
 func (p *Provider) probeKVM(ctx context.Context, pl pool, boot baseImage, c hostCaps) (bool, error) {
-	probe := fmt.Sprintf("kvmprobe-%d", time.Now().UnixNano())
+	unlock, err := p.lock(ctx, "kvmprobe")
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	p.removeStaleProbes(pl)
+	probe := fmt.Sprintf("%s%d", probePrefix, time.Now().UnixNano())
 	name := domainName(probe)
 	volName := overlayName(probe, 0)
 	disk, err := p.createOverlay(pl, volName, boot, boot.virtualSize)
@@ -278,6 +284,30 @@ func (p *Provider) probeKVM(ctx context.Context, pl pool, boot baseImage, c host
 			}
 			return false, nil
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// probePrefix starts the machine name of every KVM probe.
+const probePrefix = "kvmprobe-"
+
+// removeStaleProbes powers off and removes what a killed probe left: a
+// guest hung in KVM would otherwise spin forever.
+func (p *Provider) removeStaleProbes(pl pool) {
+	doms, _, err := p.l.ConnectListAllDomains(1, 0)
+	if err == nil {
+		for _, dom := range doms {
+			if strings.HasPrefix(dom.Name, domainName(probePrefix)) {
+				_ = p.l.DomainDestroy(dom)
+				_ = p.l.DomainUndefine(dom)
+			}
+		}
+	}
+	if vols, err := p.volumes(pl); err == nil {
+		for _, v := range vols {
+			if strings.HasPrefix(v.Name, domainName(probePrefix)) {
+				_ = p.deleteVolume(pl, v.Name)
+			}
 		}
 	}
 }

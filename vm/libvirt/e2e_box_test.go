@@ -1,0 +1,266 @@
+//go:build e2e
+
+package libvirt
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/devbundle/devbundle/tests/testbox"
+	"github.com/devbundle/devbundle/vm"
+	"github.com/devbundle/devbundle/vm/providertest"
+)
+
+// The test box (tests/box) booted by the real daemon:
+//
+//	DEVBUNDLE_TESTBOX_DIR=$(bash tests/box/cached.sh) \
+//	  flock /tmp/devbundle-vm.lock go test -tags e2e -p 1 ./vm/libvirt/
+
+// boxDisk unpacks box.img from the test box's devbox.box, as a box store
+// would, and describes it as the first disk of a box.
+func boxDisk(t *testing.T) vm.Disk {
+	t.Helper()
+	dir := testbox.Dir(t)
+	f, err := os.Open(filepath.Join(dir, testbox.BoxFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = zr
+	}
+	out := filepath.Join(t.TempDir(), "box.img")
+	format := ""
+	found := false
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read %s: %v", testbox.BoxFile, err)
+		}
+		switch filepath.Clean(h.Name) {
+		case "box.img":
+			w, err := os.Create(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.Copy(w, tr); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			found = true
+		case "metadata.json":
+			var md struct {
+				Provider string `json:"provider"`
+				Format   string `json:"format"`
+			}
+			if err := json.NewDecoder(tr).Decode(&md); err != nil {
+				t.Fatalf("metadata.json: %v", err)
+			}
+			if md.Provider != "libvirt" {
+				t.Fatalf("test box is for provider %q", md.Provider)
+			}
+			format = md.Format
+		}
+	}
+	if !found {
+		t.Fatalf("%s holds no box.img", testbox.BoxFile)
+	}
+	if format == "" {
+		format = "qcow2"
+	}
+	return vm.Disk{Path: out, Format: format, Key: uniqueKey(t)}
+}
+
+func boxSpec(t *testing.T, name string, disk vm.Disk, accel string) vm.Spec {
+	return vm.Spec{
+		Name: name, Dir: t.TempDir(), CPUs: 2, MemoryMiB: 1024, Accel: accel,
+		Disks:    []vm.Disk{disk},
+		Forwards: []vm.Forward{{Name: "ssh", GuestPort: 22}, {Name: "docker", GuestPort: 2376}},
+	}
+}
+
+// The conformance suite on libvirt, TCG asked for.
+func TestE2EConformance(t *testing.T) {
+	disk := boxDisk(t)
+	var uploadStart, uploadEnd time.Time
+	var uploaded int64
+	cleanupBase(t, e2eProvider(t, nil), disk.Key)
+	var p *Provider
+	newProvider := func(t *testing.T) vm.Provider {
+		p = e2eConnect(t, func(o *Options) {
+			o.UploadProgress = func(_ string, done, total int64) {
+				if done == 0 {
+					uploadStart = time.Now()
+				}
+				if done == total {
+					uploadEnd, uploaded = time.Now(), total
+				}
+			}
+		})
+		return p
+	}
+	providertest.Run(t,
+		newProvider,
+		func(t *testing.T) vm.Spec { return boxSpec(t, "e2e-conf", disk, "tcg") },
+		providertest.Options{
+			SSH: true,
+			AfterBoot: func(t *testing.T, pv vm.Provider, m *vm.Machine) {
+				if m.Accel != "tcg" {
+					t.Errorf("accel %q, asked for tcg", m.Accel)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				out, err := pv.(*Provider).ReadConsole(ctx, m, 2048)
+				if err != nil {
+					t.Fatalf("ReadConsole: %v", err)
+				}
+				if len(out) == 0 {
+					t.Fatal("the serial console log is empty after a boot to sshd")
+				}
+				lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+				t.Logf("console log %s, last line: %q", m.ConsoleLog, strings.TrimSpace(lines[len(lines)-1]))
+			},
+		})
+	if !uploadEnd.IsZero() {
+		d := uploadEnd.Sub(uploadStart)
+		t.Logf("upload of %d bytes: %s (%.0f MB/s)", uploaded, d.Round(time.Millisecond), float64(uploaded)/d.Seconds()/1e6)
+	}
+	// Nothing of the machines is left (the base goes in cleanup).
+	for _, n := range poolVolumes(t, e2eProvider(t, nil)) {
+		if ownedBy(n, "e2e-conf") || ownedBy(n, "e2e-conf-b") {
+			t.Errorf("volume %q left behind", n)
+		}
+	}
+}
+
+// Without --accel (auto) on this machine, whose KVM is paravirtual, the
+// provider falls back to TCG with a warning, remembers it, and the next
+// create takes the remembered verdict.
+func TestE2EAccelAutoFallsBackToTCG(t *testing.T) {
+	disk := boxDisk(t)
+	cache := t.TempDir()
+	p := e2eProvider(t, func(o *Options) { o.CacheDir = cache })
+	cleanupBase(t, p, disk.Key)
+	cleanupMachine(t, p, "e2e-auto1")
+	cleanupMachine(t, p, "e2e-auto2")
+	caps, err := p.capabilities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !caps.kvm {
+		t.Skipf("libvirt offers no KVM here (%s): the fallback under test is for an offered KVM", caps.kvmWhyNot)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c, err := p.Create(ctx, boxSpec(t, "e2e-auto1", disk, ""))
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if c.Accel != "tcg" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "TCG") || strings.Contains(c.Warnings[0], "\n") {
+		t.Fatalf("Created accel %q warnings %q, want tcg and one warning line", c.Accel, c.Warnings)
+	}
+	t.Logf("warning: %s", c.Warnings[0])
+	d, err := p.domainXML(c.ID, golibvirt.DomainXMLInactive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Type != "qemu" {
+		t.Fatalf("domain type %q, want qemu (TCG)", d.Type)
+	}
+	key := accelKey(p.host, p.t.uri)
+	v, err := accelCache{path: filepath.Join(cache, accelFile)}.get(key)
+	if err != nil || v == nil || v.Accel != "tcg" {
+		t.Fatalf("verdict for %q: %+v %v", key, v, err)
+	}
+	// The next create reads the verdict (its reason, edited here, shows).
+	v.Reason = "remembered verdict"
+	if err := (accelCache{path: filepath.Join(cache, accelFile)}).put(ctx, key, *v); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := p.Create(ctx, boxSpec(t, "e2e-auto2", disk, "auto"))
+	if err != nil {
+		t.Fatalf("second Create: %v", err)
+	}
+	if c2.Accel != "tcg" || len(c2.Warnings) != 1 || !strings.Contains(c2.Warnings[0], "remembered verdict") {
+		t.Fatalf("second create: accel %q warnings %q, want the remembered verdict", c2.Accel, c2.Warnings)
+	}
+	// --accel kvm still overrides.
+	cleanupMachine(t, p, "e2e-auto3")
+	c3, err := p.Create(ctx, boxSpec(t, "e2e-auto3", disk, "kvm"))
+	if err != nil {
+		t.Fatalf("Create with kvm: %v", err)
+	}
+	if c3.Accel != "kvm" || len(c3.Warnings) != 0 {
+		t.Fatalf("Create with kvm: %+v", c3)
+	}
+}
+
+// The boot probe itself (the CPU-flag shortcut switched off): a stock
+// kernel started with this machine's paravirtual KVM gives no SSH banner,
+// so the verdict is TCG, and the probe leaves nothing behind.
+func TestE2EKVMBootProbe(t *testing.T) {
+	disk := boxDisk(t)
+	p := e2eProvider(t, func(o *Options) {
+		o.AlwaysProbeKVM = true
+		o.KVMProbeTimeout = 60 * time.Second
+	})
+	cleanupBase(t, p, disk.Key)
+	cleanupMachine(t, p, "e2e-probe")
+	caps, err := p.capabilities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !caps.kvm {
+		t.Skipf("libvirt offers no KVM here (%s)", caps.kvmWhyNot)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	c, err := p.Create(ctx, boxSpec(t, "e2e-probe", disk, "auto"))
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	t.Logf("create with the boot probe: %s, accel %s, warnings %q", time.Since(start).Round(time.Second), c.Accel, c.Warnings)
+	if c.Accel != "tcg" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "no SSH banner within 1m0s") {
+		t.Fatalf("accel %q warnings %q, want the TCG verdict of the boot probe", c.Accel, c.Warnings)
+	}
+	doms, _, err := p.l.ConnectListAllDomains(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range doms {
+		if strings.Contains(d.Name, "kvmprobe") {
+			t.Errorf("probe domain %q left behind", d.Name)
+		}
+	}
+	for _, n := range poolVolumes(t, p) {
+		if strings.Contains(n, "kvmprobe") {
+			t.Errorf("probe volume %q left behind", n)
+		}
+	}
+}
