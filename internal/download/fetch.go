@@ -203,6 +203,10 @@ func (f *fetcher) run(ctx context.Context) (res Result, err error) {
 	defer func() {
 		if f.file != nil {
 			_ = f.file.Close()
+			if err != nil && f.done == 0 && f.pending == 0 {
+				// Nothing worth resuming: leave no empty partial file.
+				_ = RemovePartial(f.opts.PartialPath)
+			}
 		}
 		if f.started && f.opts.Progress != nil {
 			f.opts.Progress.Done()

@@ -376,6 +376,7 @@ func TestFetchStatusErrors(t *testing.T) {
 	if hits.Load() != 1 {
 		t.Fatalf("404 was retried: %d requests", hits.Load())
 	}
+	assertNoPartial(t, o.PartialPath)
 
 	hits.Store(0)
 	o = opts(t, ts.URL+"/broken.box", sum, nil)
