@@ -2,7 +2,9 @@ package commands
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -190,7 +192,7 @@ machine with its own key and pinned host key:
 			}
 			store := vm.Store{Root: p.Machines()}
 			m, err := store.Load(f.Machine)
-			if os.IsNotExist(err) || (err == nil && m.Phase != vm.PhaseReady) {
+			if errors.Is(err, fs.ErrNotExist) || (err == nil && m.Phase != vm.PhaseReady) {
 				return dberr.NotRunning(f.Machine)
 			}
 			if err != nil {
