@@ -56,6 +56,8 @@ your own docker, kubectl and oc need to use them:
 		NewCmdSSHConfig(f),
 		NewCmdIP(f),
 		NewCmdDoctor(f),
+		NewCmdEnv(f),
+		NewCmdService(f),
 	)
 	return root
 }

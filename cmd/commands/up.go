@@ -5,6 +5,7 @@ import (
 
 	"github.com/devbundle/devbundle/cmd/cmdutil"
 	"github.com/devbundle/devbundle/internal/config"
+	"github.com/devbundle/devbundle/services"
 	"github.com/devbundle/devbundle/vm"
 )
 
@@ -74,6 +75,11 @@ Settings come from devbundle.yaml and the user config; flags override them.`,
 			if err != nil {
 				return err
 			}
+			reg := f.Services()
+			ports, err := reg.Ports(cfg.Services)
+			if err != nil {
+				return err
+			}
 			m, err := mgr.Up(cmd.Context(), vm.UpOptions{
 				Name:     f.Machine,
 				Provider: cfg.Provider,
@@ -84,6 +90,11 @@ Settings come from devbundle.yaml and the user config; flags override them.`,
 				CPUs: cfg.CPUs, MemoryMiB: cfg.Memory, DiskGiB: cfg.Disk, Accel: cfg.Accel,
 				Network: cfg.Libvirt.Network,
 				SSHUser: "vagrant",
+				Ports:   ports,
+				Provision: services.Provision(services.ProvisionOptions{
+					Registry: reg, Names: cfg.Services, MachineDir: mgr.Store.Dir(f.Machine),
+					Proxy: cfg.Proxy.URL, IO: f.IOStreams,
+				}),
 			})
 			if err != nil {
 				return err

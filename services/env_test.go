@@ -1,0 +1,123 @@
+package services
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/devbundle/devbundle/envfmt"
+	"github.com/devbundle/devbundle/internal/dberr"
+	"github.com/devbundle/devbundle/vm"
+)
+
+func TestProbeService(t *testing.T) {
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer tlsSrv.Close()
+	if err := ProbeService(context.Background(), tlsSrv.Listener.Addr().String()); err != nil {
+		t.Errorf("a real TLS server: %v", err)
+	}
+
+	// A forward whose guest port is closed: accepts, then closes.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if err := ProbeService(context.Background(), l.Addr().String()); !errors.Is(err, errNoAnswer) {
+		t.Errorf("accept-and-close: %v, want errNoAnswer", err)
+	}
+
+	// Nothing listens: the VM is gone.
+	l2, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l2.Addr().String()
+	l2.Close()
+	if err := ProbeService(context.Background(), addr); !errors.Is(err, errRefused) {
+		t.Errorf("nothing listening: %v, want errRefused", err)
+	}
+}
+
+// fakeService is a Service whose Env is fixed; only Env is used here.
+type fakeService struct {
+	name  string
+	probe string
+}
+
+func (f fakeService) Name() string        { return f.name }
+func (f fakeService) Ports() []vm.Forward { return nil }
+func (f fakeService) Enable(context.Context, Context) (json.RawMessage, error) {
+	return nil, errors.New("not used")
+}
+func (f fakeService) Start(context.Context, Context) error { return errors.New("not used") }
+func (f fakeService) Stop(context.Context, Context) error  { return errors.New("not used") }
+func (f fakeService) Status(context.Context, Context) (Status, error) {
+	return "", errors.New("not used")
+}
+func (f fakeService) Env(m *vm.Machine, dir string) (EnvInfo, error) {
+	return EnvInfo{Comment: []string{"about " + f.name}, Vars: []envfmt.Var{{Name: strings.ToUpper(f.name) + "_DIR", Value: dir}}, Probe: f.probe}, nil
+}
+
+func TestEnvExitKinds(t *testing.T) {
+	reg := NewRegistry(fakeService{name: "docker", probe: "docker:1"}, fakeService{name: "kubernetes", probe: "kube:1"})
+	m := &vm.Machine{Name: "default", Services: map[string]json.RawMessage{"docker": []byte(`{}`)}}
+	base := EnvOptions{Registry: reg, Machine: m, MachineDir: "/m", Getenv: func(string) string { return "" }}
+
+	ok := base
+	ok.Probe = func(context.Context, string) error { return nil }
+	blocks, err := Env(context.Background(), ok)
+	if err != nil || len(blocks) != 1 || blocks[0].Comment[0] != "docker env:" || blocks[0].Vars[0].Value != "/m/docker" {
+		t.Fatalf("all services: %+v, %v", blocks, err)
+	}
+
+	tests := []struct {
+		name  string
+		names []string
+		probe error
+		code  int
+	}{
+		{"machine gone", []string{"docker"}, errRefused, dberr.ExitMachineNotRunning},
+		{"service down", []string{"docker"}, errNoAnswer, dberr.ExitServiceUnavailable},
+		{"not enabled", []string{"kubernetes"}, nil, dberr.ExitServiceUnavailable},
+		{"unknown", []string{"podman"}, nil, dberr.ExitServiceUnavailable},
+	}
+	for _, tt := range tests {
+		o := base
+		o.Names = tt.names
+		o.Probe = func(context.Context, string) error { return tt.probe }
+		_, err := Env(context.Background(), o)
+		if got := dberr.ExitCode(err); got != tt.code {
+			t.Errorf("%s: exit %d (%v), want %d", tt.name, got, err, tt.code)
+		}
+	}
+}
+
+func TestNoProxyKeepsExisting(t *testing.T) {
+	m := &vm.Machine{Name: "default"}
+	b := noProxyBlock(m, func(k string) string {
+		if k == "NO_PROXY" {
+			return "corp.example, 10.0.0.1"
+		}
+		return ""
+	})
+	if b.Vars[0].Value != "corp.example,10.0.0.1,127.0.0.1" || b.Vars[1].Value != "127.0.0.1" {
+		t.Errorf("%+v", b.Vars)
+	}
+	m.Address = "192.0.2.7"
+	b = noProxyBlock(m, func(string) string { return "192.0.2.7" })
+	if b.Vars[0].Value != "192.0.2.7" {
+		t.Errorf("address added twice: %+v", b.Vars)
+	}
+}

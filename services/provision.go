@@ -1,0 +1,57 @@
+package services
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/devbundle/devbundle/internal/iostreams"
+	"github.com/devbundle/devbundle/vm"
+	"github.com/devbundle/devbundle/vm/sshc"
+)
+
+// Dir is the host folder of a service of a machine.
+func Dir(machineDir, service string) string { return filepath.Join(machineDir, service) }
+
+// ProvisionOptions say which services `up` enables.
+type ProvisionOptions struct {
+	Registry   *Registry
+	Names      []string
+	MachineDir string
+	Proxy      string
+	IO         *iostreams.IOStreams
+}
+
+// Provision enables each named service, one step line each, and records
+// what each returns in the machine's state. It is `up`'s Provision hook.
+func Provision(opts ProvisionOptions) func(ctx context.Context, c *sshc.Client, m *vm.Machine) error {
+	return func(ctx context.Context, c *sshc.Client, m *vm.Machine) error {
+		for _, name := range opts.Names {
+			svc, err := opts.Registry.Get(name)
+			if err != nil {
+				return err
+			}
+			dir := Dir(opts.MachineDir, name)
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			step := opts.IO.StartStep("Enabling " + name)
+			state, err := svc.Enable(ctx, Context{
+				Guest: c, Machine: m, Dir: dir, Proxy: opts.Proxy,
+				Log: func(format string, args ...any) { opts.IO.Debugf(format, args...) },
+			})
+			if err != nil {
+				step.Fail()
+				return fmt.Errorf("enable %s: %w", name, err)
+			}
+			step.Done("")
+			if m.Services == nil {
+				m.Services = map[string]json.RawMessage{}
+			}
+			m.Services[name] = state
+		}
+		return nil
+	}
+}

@@ -1,0 +1,129 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// devbundleBin is the devbundle binary built once for the tier.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// devbundle builds the binary (once) and returns its path.
+func devbundle(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "devbundle-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "devbundle")
+		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/devbundle").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			binPath = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build devbundle: %v: %s", buildErr, binPath)
+	}
+	return binPath
+}
+
+// cli runs devbundle commands with a private DEVBUNDLE_HOME.
+type cli struct {
+	t    *testing.T
+	bin  string
+	home string
+	env  []string
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func newCLI(t *testing.T, boxDir string) *cli {
+	home, err := os.MkdirTemp("", "devbundle-e2e-home-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	c := &cli{t: t, bin: devbundle(t), home: home}
+	c.env = append(os.Environ(),
+		"DEVBUNDLE_HOME="+home,
+		"DEVBUNDLE_INSECURE_KEY_FILE="+filepath.Join(boxDir, "insecure_key"),
+		"NO_COLOR=1",
+	)
+	return c
+}
+
+func (c *cli) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, c.bin, args...)
+	cmd.Env = c.env
+	cmd.Dir = c.home
+	return cmd
+}
+
+// run runs devbundle and returns its exit code and output.
+func (c *cli) run(timeout time.Duration, args ...string) result {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := c.command(ctx, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			c.t.Fatalf("devbundle %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	c.t.Logf("devbundle %s -> %d\n%s", strings.Join(args, " "), code, indent(stderr.String()))
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// must runs devbundle and fails the test on a non-zero exit.
+func (c *cli) must(timeout time.Duration, args ...string) result {
+	c.t.Helper()
+	r := c.run(timeout, args...)
+	if r.code != 0 {
+		c.t.Fatalf("devbundle %v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+func (c *cli) statusJSON() map[string]any {
+	c.t.Helper()
+	r := c.must(time.Minute, "status", "--json")
+	var st map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+		c.t.Fatalf("status --json: %v: %q", err, r.stdout)
+	}
+	return st
+}
+
+func indent(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
