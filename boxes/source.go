@@ -87,7 +87,7 @@ func resolveSource(ctx context.Context, opts *AddOptions) (*resolved, error) {
 		}
 		return &resolved{kind: kindCatalog, catalogURL: src, catalog: cat}, nil
 	}
-	if _, err := os.Stat(src); err == nil {
+	if fi, err := os.Stat(src); err == nil && fi.Mode().IsRegular() {
 		return localFile(src)
 	}
 	if shorthand.MatchString(src) && !strings.HasSuffix(strings.ToLower(src), ".box") {

@@ -435,9 +435,12 @@ func (f *fetcher) attempt(ctx context.Context) error {
 	for {
 		n, rerr := readChunk(body, f.buf)
 		if n > 0 {
+			// A slow sink is not a stalled connection: pause the timer.
+			stall.Stop()
 			if err := f.deliver(f.buf[:n], true); err != nil {
 				return err
 			}
+			stall.Reset(f.opts.StallTimeout)
 		}
 		if rerr == io.EOF {
 			break

@@ -579,3 +579,25 @@ func TestFetchNeedsPartialPath(t *testing.T) {
 		t.Fatal("no error without a partial path")
 	}
 }
+
+func TestFetchSlowSinkIsNotAStall(t *testing.T) {
+	content, sum := payload(3*chunkSize, 16)
+	var hits atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.ServeContent(w, r, "x", time.Time{}, bytes.NewReader(content))
+	}))
+	defer ts.Close()
+	var sink bytes.Buffer
+	o := opts(t, ts.URL+"/x.box", sum, writerFunc(func(p []byte) (int, error) {
+		time.Sleep(150 * time.Millisecond) // each chunk takes longer than the stall timeout
+		return sink.Write(p)
+	}))
+	o.StallTimeout = 100 * time.Millisecond
+	if _, err := Fetch(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if hits.Load() != 1 || !bytes.Equal(sink.Bytes(), content) {
+		t.Fatalf("requests = %d, sink %d bytes", hits.Load(), sink.Len())
+	}
+}
