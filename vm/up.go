@@ -277,7 +277,7 @@ func (mgr *Manager) login(ctx context.Context, p Provider, m *Machine, opts UpOp
 // consoleReader is implemented by providers that can show the VM's serial
 // console.
 type consoleReader interface {
-	ReadConsole(ctx context.Context, m *Machine, max int64) ([]byte, error)
+	ReadConsole(ctx context.Context, m *Machine, limit int64) ([]byte, error)
 }
 
 // showConsole prints the last lines of the console log after a failed boot.
@@ -346,4 +346,3 @@ func (mgr *Manager) now() time.Time {
 	}
 	return time.Now()
 }
-
