@@ -1,3 +1,5 @@
+//go:build linux
+
 package sshc
 
 // A harness that runs Debian's real OpenSSH sshd on 127.0.0.1 for the
@@ -117,11 +119,17 @@ type sshdConfig struct {
 }
 
 type testSSHD struct {
-	t      *testing.T
-	cfg    sshdConfig
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	done   chan struct{}
+	t    *testing.T
+	cfg  sshdConfig
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+// logText is what sshd has logged so far.
+func (s *testSSHD) logText() string {
+	data, _ := os.ReadFile(s.log)
+	return string(data)
 }
 
 // setupTestUser makes sure testUser exists, points its home at a fresh
@@ -300,10 +308,12 @@ func startSSHD(t *testing.T, cfg sshdConfig) *testSSHD {
 		t.Fatal(err)
 	}
 
-	s := &testSSHD{t: t, cfg: cfg, stderr: &lockedBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(sshdPath, "-D", "-e", "-f", cfgFile)
-	s.cmd.Stderr = s.stderr
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The log goes to a file: per-connection sshd processes outlive the
+	// listener while their clients are connected, and would hold a pipe.
+	s := &testSSHD{t: t, cfg: cfg, log: filepath.Join(filepath.Dir(cfgFile), "sshd.log"), done: make(chan struct{})}
+	s.cmd = exec.Command(sshdPath, "-D", "-E", s.log, "-f", cfgFile)
+	// Its own process group, ended with the test binary if that dies.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start sshd: %v", err)
 	}
@@ -314,7 +324,7 @@ func startSSHD(t *testing.T, cfg sshdConfig) *testSSHD {
 	t.Cleanup(func() {
 		s.stop()
 		if t.Failed() {
-			t.Logf("sshd on port %d logged:\n%s", cfg.port, s.stderr.String())
+			t.Logf("sshd on port %d logged:\n%s", cfg.port, s.logText())
 		}
 	})
 
@@ -327,11 +337,11 @@ func startSSHD(t *testing.T, cfg sshdConfig) *testSSHD {
 		}
 		select {
 		case <-s.done:
-			t.Fatalf("sshd exited at start:\n%s", s.stderr.String())
+			t.Fatalf("sshd exited at start:\n%s", s.logText())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not listen on %s within 10s:\n%s", s.addr(), s.stderr.String())
+			t.Fatalf("sshd did not listen on %s within 10s:\n%s", s.addr(), s.logText())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -416,11 +426,21 @@ func (f *fixture) login(t *testing.T, signers ...ssh.Signer) (*Client, error) {
 	return dialOnce(ctx, f.waitOptions(signers...))
 }
 
+// tryLogin reports whether signers get in, closing the connection.
+func (f *fixture) tryLogin(t *testing.T, signers ...ssh.Signer) error {
+	t.Helper()
+	c, err := f.login(t, signers...)
+	if err == nil {
+		_ = c.Close()
+	}
+	return err
+}
+
 func (f *fixture) mustLogin(t *testing.T, signers ...ssh.Signer) *Client {
 	t.Helper()
 	c, err := f.login(t, signers...)
 	if err != nil {
-		t.Fatalf("login: %v\nsshd log:\n%s", err, f.sshd.stderr.String())
+		t.Fatalf("login: %v\nsshd log:\n%s", err, f.sshd.logText())
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
