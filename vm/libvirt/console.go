@@ -3,6 +3,7 @@ package libvirt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path"
@@ -13,19 +14,25 @@ import (
 	"github.com/devbundle/devbundle/vm"
 )
 
-// The serial console is written by QEMU to a file in the storage pool's
-// folder (Created.ConsoleLog): the machine's own folder is 0700 and, with
+// The serial console is logged to a file in the storage pool's folder
+// (Created.ConsoleLog): the machine's own folder is 0700 and, with
 // qemu:///system, QEMU runs as another user (libvirt-qemu) who could not
-// write there. The pool folder is the daemon's, on the daemon's host, and
-// the file belongs to QEMU's user, so it may be unreadable to us (a
-// non-root user, or a remote host). ReadConsole therefore reads it
-// through libvirt, as a volume of the pool (StorageVolDownload), which
-// works in all those cases.
+// reach it. libvirt 9 opens the file itself and hands QEMU the open
+// descriptor; the file ends up 0600 and owned by the daemon's user (root
+// for a system daemon; seen on libvirt 9.0), on the daemon's host. So a
+// non-root user in the libvirt group, or anyone talking to a remote host,
+// cannot read the path directly. ReadConsole therefore reads it through
+// libvirt, as a volume of the pool (StorageVolDownload), which works in
+// all those cases; Created.ConsoleLog is still reported for root users
+// and for messages.
 
 // ReadConsole returns up to the last max bytes of the machine's serial
 // console log; an empty log when there is none yet.
 func (p *Provider) ReadConsole(ctx context.Context, m *vm.Machine, max int64) ([]byte, error) {
-	pl, err := p.ensurePool(ctx)
+	pl, err := p.existingPool(ctx)
+	if errors.Is(err, errNoPool) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

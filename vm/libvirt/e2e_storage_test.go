@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -327,9 +328,11 @@ func TestE2EStartWithoutOS(t *testing.T) {
 			t.Fatalf("forward %q: port %d listens on %q (kernel notation), want only 127.0.0.1 (0100007F)", f.Name, f.HostPort, addrs)
 		}
 	}
-	if _, err := os.Stat(c.ConsoleLog); err != nil {
+	st, err := os.Stat(c.ConsoleLog)
+	if err != nil {
 		t.Fatalf("console log %q: %v", c.ConsoleLog, err)
 	}
+	t.Logf("console log %s: mode %s, owner %s", c.ConsoleLog, st.Mode(), fileOwner(st))
 	if _, err := p.ReadConsole(ctx, m, 4096); err != nil {
 		t.Fatalf("ReadConsole: %v", err)
 	}
@@ -407,4 +410,12 @@ func TestE2ENetworkModeRefusesInactiveNetwork(t *testing.T) {
 	if _, err := p.Create(ctx, spec); err == nil || !strings.Contains(err.Error(), "devbundle-no-such-network") {
 		t.Fatalf("Create on a missing network: %v", err)
 	}
+}
+
+// fileOwner names a file's owning user id.
+func fileOwner(st os.FileInfo) string {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return fmt.Sprintf("uid %d gid %d", sys.Uid, sys.Gid)
+	}
+	return "unknown"
 }

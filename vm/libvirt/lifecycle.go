@@ -59,6 +59,13 @@ func (p *Provider) Create(ctx context.Context, spec vm.Spec) (vm.Created, error)
 	if dec.warning != "" {
 		created.Warnings = append(created.Warnings, dec.warning)
 	}
+	// Picking ports and defining the domain that records them happen
+	// under one lock, so two creates do not pick the same ports.
+	unlock, err := p.lock(ctx, "ports")
+	if err != nil {
+		return vm.Created{}, err
+	}
+	defer unlock()
 	net, err := p.newNet(spec.Name, spec.Forwards, caps.userNet)
 	if err != nil {
 		return vm.Created{}, err
@@ -564,7 +571,10 @@ func (p *Provider) Destroy(ctx context.Context, m *vm.Machine) error {
 			return fmt.Errorf("undefine domain %q: %w", name, err)
 		}
 	}
-	pl, err := p.ensurePool(ctx)
+	pl, err := p.existingPool(ctx)
+	if errors.Is(err, errNoPool) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -608,6 +618,11 @@ func (p *Provider) SetForwards(ctx context.Context, m *vm.Machine, forwards []vm
 	if n.Mode == "" {
 		return nil, fmt.Errorf("domain %q was not networked by devbundle; destroy and recreate machine %q", name, m.Name)
 	}
+	unlock, err := p.lock(ctx, "ports")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	fw, err := fillForwards(forwards, portPicker{avoid: p.usedPorts(name)})
 	if err != nil {
 		return nil, err

@@ -104,16 +104,32 @@ func (p *Provider) poolDir() (string, error) {
 	return filepath.Join(data, "devbundle", "libvirt-pool"), nil
 }
 
+// errNoPool is returned by existingPool when the pool was never made.
+var errNoPool = errors.New("storage pool does not exist")
+
 // ensurePool finds the pool, defining, building and starting it when it
 // is missing or stopped.
 func (p *Provider) ensurePool(ctx context.Context) (pool, error) {
+	return p.openPool(ctx, true)
+}
+
+// existingPool finds the pool and starts it when stopped, but does not
+// create it: errNoPool when it does not exist.
+func (p *Provider) existingPool(ctx context.Context) (pool, error) {
+	return p.openPool(ctx, false)
+}
+
+func (p *Provider) openPool(ctx context.Context, create bool) (pool, error) {
 	name := p.opts.PoolName
 	ref, err := p.l.StoragePoolLookupByName(name)
-	if isLibvirtErr(err, golibvirt.ErrNoStoragePool) {
+	switch {
+	case isLibvirtErr(err, golibvirt.ErrNoStoragePool) && !create:
+		return pool{}, fmt.Errorf("storage pool %q: %w", name, errNoPool)
+	case isLibvirtErr(err, golibvirt.ErrNoStoragePool):
 		if ref, err = p.definePool(ctx, name); err != nil {
 			return pool{}, err
 		}
-	} else if err != nil {
+	case err != nil:
 		return pool{}, fmt.Errorf("look up storage pool %q: %w", name, err)
 	}
 	active, err := p.l.StoragePoolIsActive(ref)
@@ -476,7 +492,10 @@ func (p *Provider) volumes(pl pool) ([]libvirtxml.StorageVolume, error) {
 // refuses while any volume still backs onto it; a copy never uploaded is
 // not an error.
 func (p *Provider) RemoveBaseImage(ctx context.Context, key string) error {
-	pl, err := p.ensurePool(ctx)
+	pl, err := p.existingPool(ctx)
+	if errors.Is(err, errNoPool) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
