@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -89,5 +91,47 @@ func TestRunCancelKillsCommand(t *testing.T) {
 	cancelDone()
 	if _, err := c.Run(done, "true", RunOptions{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run on a cancelled context: %v", err)
+	}
+}
+
+// TestKeepAliveClosesDeadConnection freezes the sshd process serving the
+// connection, as a VM that stopped answering would: keepalives notice,
+// and commands fail instead of hanging.
+func TestKeepAliveClosesDeadConnection(t *testing.T) {
+	f := newFixture(t)
+	wo := f.waitOptions(f.insecure)
+	wo.KeepAlive = 200 * time.Millisecond
+	c, err := Wait(context.Background(), wo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	out, err := c.Output(context.Background(), "echo $PPID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shell's parent is the per-connection sshd process, started by
+	// this test's sshd.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }()
+
+	closed := make(chan struct{})
+	go func() {
+		_ = c.Wait()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection to a frozen server was not closed by keepalives")
+	}
+	if _, err := c.Run(context.Background(), "true", RunOptions{}); err == nil {
+		t.Fatal("Run on a closed connection succeeded")
 	}
 }
