@@ -214,7 +214,6 @@ func dialOnce(ctx context.Context, opts WaitOptions) (*Client, error) {
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signers...)},
 		HostKeyCallback:   opts.HostKeyCallback,
 		HostKeyAlgorithms: opts.HostKeyAlgorithms,
-		Timeout:           hsTimeout,
 	}
 	sconn, chans, reqs, err := ssh.NewClientConn(conn, opts.Addr, cfg)
 	if !stop() {

@@ -58,11 +58,12 @@ func TestWaitSucceedsWhenSSHDStartsLate(t *testing.T) {
 	if took < delay {
 		t.Fatalf("Wait returned after %s, before sshd started", took)
 	}
-	// Backoff is capped at 2s, so sshd is found soon after it starts.
-	if took > delay+4*time.Second {
+	// Backoff is capped at 2s, so sshd is found soon after it starts (the
+	// margin is for a loaded CI machine; the wait's own limit is 20s).
+	if took > delay+8*time.Second {
 		t.Fatalf("Wait took %s, much longer than sshd's start at %s", took, delay)
 	}
-	if r.attempts < 3 {
+	if r.attempts < 2 {
 		t.Fatalf("only %d failed attempts in %s: is it retrying with backoff?", r.attempts, delay)
 	}
 	if out, err := r.c.Output(context.Background(), "echo up"); err != nil || string(out) != "up\n" {
