@@ -2,9 +2,10 @@ package cmdutil
 
 import (
 	"github.com/devbundle/devbundle/services"
+	"github.com/devbundle/devbundle/services/docker"
 )
 
 // Services returns the registry of every service devbundle knows.
 func (f *Factory) Services() *services.Registry {
-	return services.NewRegistry()
+	return services.NewRegistry(docker.New(docker.Options{}))
 }
