@@ -17,11 +17,12 @@ const copyBufferSize = 1 << 20
 // extractor writes entries below one folder through an *os.Root, so that
 // even a link the name checks missed cannot be followed outside it.
 type extractor struct {
-	ctx   context.Context
-	dest  string
-	root  *os.Root
-	buf   []byte
-	links []string // clean slash names of the symbolic links made
+	ctx    context.Context
+	dest   string
+	root   *os.Root
+	buf    []byte
+	links  []string // clean slash names of the symbolic links made
+	writer *fileWriter
 }
 
 func newExtractor(ctx context.Context, dest string) (*extractor, error) {
@@ -32,10 +33,21 @@ func newExtractor(ctx context.Context, dest string) (*extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %q: %w", dest, err)
 	}
-	return &extractor{ctx: ctx, dest: dest, root: root, buf: make([]byte, copyBufferSize)}, nil
+	return &extractor{ctx: ctx, dest: dest, root: root, buf: make([]byte, copyBufferSize), writer: newFileWriter()}, nil
 }
 
-func (x *extractor) close() { _ = x.root.Close() }
+// end waits for pending writes, removes escaping links if extraction
+// failed, releases the folder and returns err or the first write error.
+func (x *extractor) end(err error) error {
+	if werr := x.writer.stop(); err == nil && werr != nil {
+		err = werr
+	}
+	if err != nil {
+		x.removeEscapingLinks()
+	}
+	_ = x.root.Close()
+	return err
+}
 
 func (x *extractor) wrap(entry string, err error) error {
 	var ue *UnsafeEntryError
@@ -76,6 +88,10 @@ func (x *extractor) clear(entry, local string) error {
 	if fi.IsDir() {
 		return unsafe(entry, "a folder of the same name is already extracted")
 	}
+	// The file may still be open for writing (Windows cannot remove it).
+	if err := x.writer.sync(); err != nil {
+		return err
+	}
 	return x.root.Remove(local)
 }
 
@@ -98,18 +114,49 @@ func (x *extractor) file(entry, local string, mode fs.FileMode, r io.Reader) err
 	if err := x.clear(entry, local); err != nil {
 		return x.wrap(entry, err)
 	}
+	if err := x.writer.error(); err != nil {
+		return err
+	}
 	f, err := x.root.OpenFile(local, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm()|0o600)
 	if err != nil {
 		return x.wrap(entry, err)
 	}
-	_, err = io.CopyBuffer(f, &ctxReader{ctx: x.ctx, r: r}, x.buf)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	// Decompress here, write in the writer's goroutine, in large chunks.
+	defer x.writer.close(f, entry)
+	for {
+		if err := x.ctx.Err(); err != nil {
+			return err
+		}
+		if err := x.writer.error(); err != nil {
+			return err
+		}
+		buf := x.writer.buffer()
+		n, err := fill(r, buf)
+		if n > 0 {
+			x.writer.write(f, entry, buf[:n])
+		} else {
+			x.writer.free <- buf
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return x.wrap(entry, err)
+		}
 	}
-	if err != nil {
-		return x.wrap(entry, err)
+}
+
+// fill reads into p until it is full or r fails; a clean end is io.EOF.
+func fill(r io.Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := r.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
 	}
-	return nil
+	return n, nil
 }
 
 func (x *extractor) symlink(entry, clean, local, target string) error {
@@ -149,6 +196,9 @@ func (x *extractor) hardlink(entry, local, target string) error {
 	}
 	if !fi.Mode().IsRegular() {
 		return unsafe(entry, "hard link to %q, which is not a regular file", target)
+	}
+	if err := x.writer.sync(); err != nil {
+		return err
 	}
 	if err := x.parent(local); err != nil {
 		return x.wrap(entry, err)
@@ -249,17 +299,4 @@ func (x *extractor) resolvesInside(name string) error {
 		pending = append(strings.Split(target, "/"), pending...)
 	}
 	return nil
-}
-
-// ctxReader stops a copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

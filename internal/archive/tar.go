@@ -37,12 +37,7 @@ func ExtractTar(ctx context.Context, r io.Reader, dest string) (err error) {
 	if err != nil {
 		return err
 	}
-	defer x.close()
-	defer func() {
-		if err != nil {
-			x.removeEscapingLinks()
-		}
-	}()
+	defer func() { err = x.end(err) }()
 
 	tr := tar.NewReader(dec)
 	for {

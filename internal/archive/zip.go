@@ -23,12 +23,7 @@ func ExtractZip(ctx context.Context, r io.ReaderAt, size int64, dest string) (er
 	if err != nil {
 		return err
 	}
-	defer x.close()
-	defer func() {
-		if err != nil {
-			x.removeEscapingLinks()
-		}
-	}()
+	defer func() { err = x.end(err) }()
 	for _, f := range zr.File {
 		if err := ctx.Err(); err != nil {
 			return err
