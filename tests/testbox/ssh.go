@@ -77,7 +77,7 @@ func dialSSH(ctx context.Context, opts SSHOptions) (*ssh.Client, error) {
 		return nil, fmt.Errorf("ssh handshake with %q: %w", opts.Addr, err)
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("clearing the handshake deadline on %q: %w", opts.Addr, err)
 	}
 	return ssh.NewClient(c, chans, reqs), nil
@@ -100,8 +100,8 @@ func Run(ctx context.Context, client *ssh.Client, cmd string) (string, error) {
 	case err = <-done:
 	case <-ctx.Done():
 		session.Close()
-		<-done // the buffers are the session's until Run returns
-		return stdout.String(), fmt.Errorf("running %q over ssh: %w", cmd, ctx.Err())
+		err = <-done // the buffers are the session's until Run returns
+		return stdout.String(), fmt.Errorf("running %q over ssh: %w (session: %w)", cmd, ctx.Err(), err)
 	}
 	if err != nil {
 		var exit *ssh.ExitError

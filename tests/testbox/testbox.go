@@ -9,6 +9,7 @@ package testbox
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -132,15 +133,16 @@ func Connect(t testing.TB) *libvirt.Libvirt {
 // for forwards they create right away.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	port, err := freePort()
+	port, err := freePort(t.Context())
 	if err != nil {
 		t.Fatalf("finding a free port on 127.0.0.1: %v", err)
 	}
 	return port
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("listening on 127.0.0.1:0: %w", err)
 	}
