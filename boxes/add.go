@@ -250,21 +250,25 @@ func (s *Store) unpack(ctx context.Context, plan *addPlan, opts *AddOptions, tmp
 	}
 	if err != nil {
 		extract.Abort(err)
-		var ue *archive.UnsafeEntryError
-		if sink.failed && errors.As(err, &ue) {
-			return Source{}, fmt.Errorf("add box %q from %s: %w", plan.name, plan.origin(), err)
-		}
 		if sink.failed {
-			return Source{}, fmt.Errorf("add box %q from %s: unpack: %w", plan.name, plan.origin(), err)
+			return Source{}, unpackError(plan, err)
 		}
 		return Source{}, err
 	}
 	if err := extract.Close(); err != nil {
-		return Source{}, fmt.Errorf("add box %q from %s: unpack: %w", plan.name, plan.origin(), err)
+		return Source{}, unpackError(plan, err)
 	}
 	src.AddedAt = time.Now().UTC().Truncate(time.Second)
 	src.CatalogURL = plan.catalogURL
 	return src, nil
+}
+
+func unpackError(plan *addPlan, err error) error {
+	var ue *archive.UnsafeEntryError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("add box %q from %s: %w", plan.name, plan.origin(), err)
+	}
+	return fmt.Errorf("add box %q from %s: unpack: %w", plan.name, plan.origin(), err)
 }
 
 // recordingSink notes whether an error came from the extractor.

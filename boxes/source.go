@@ -175,7 +175,7 @@ func fetchCatalog(ctx context.Context, opts *AddOptions, rawURL string, sniff bo
 		return nil, false, fmt.Errorf("box catalog %q: %w", rawURL, err)
 	}
 	if final := resp.Request.URL; final.Scheme == "http" && !isLoopback(final.Hostname()) && opts.Warn != nil {
-		opts.Warn(fmt.Sprintf("warning: catalog %s was fetched over plain HTTP: the checksums in it only prove the download matches what the network handed out", rawURL))
+		opts.Warn(fmt.Sprintf("catalog %s was fetched over plain HTTP: the checksums in it only prove the download matches what the network handed out", rawURL))
 	}
 	return cat, true, nil
 }

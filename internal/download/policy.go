@@ -35,10 +35,10 @@ func CheckPolicy(rawURL string, sum Checksum, insecure bool) (warning string, er
 		return "", nil
 	}
 	if u.Scheme == "https" {
-		return fmt.Sprintf("warning: %q has no checksum: it is fetched over HTTPS but cannot be verified, so a compromised server could hand out a tampered file; pass --checksum TYPE:HEX to verify it", rawURL), nil
+		return fmt.Sprintf("%q has no checksum: it is fetched over HTTPS but cannot be verified, so a compromised server could hand out a tampered file; pass --checksum TYPE:HEX to verify it", rawURL), nil
 	}
 	if insecure {
-		return fmt.Sprintf("warning: %q has no checksum and is fetched over plain HTTP (--insecure): anyone on the network path can tamper with it", rawURL), nil
+		return fmt.Sprintf("%q has no checksum and is fetched over plain HTTP (--insecure): anyone on the network path can tamper with it", rawURL), nil
 	}
 	return "", &PolicyError{URL: rawURL, Reason: fmt.Sprintf(
 		"refusing to download %q over plain HTTP without a checksum: pass --checksum TYPE:HEX, use an https URL, or pass --insecure to accept the risk", rawURL)}
