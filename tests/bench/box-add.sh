@@ -132,7 +132,7 @@ curl -sfI "$url" >/dev/null || die "the local HTTP server did not come up; see $
 
 # --- timing -----------------------------------------------------------------
 # timed LABEL CMD...: runs CMD after a sync, appends "seconds max_rss_kib" to
-# $work/LABEL.
+# $work/times/LABEL.
 timed() {
 	local label=$1
 	shift
@@ -141,8 +141,9 @@ timed() {
 		cat "$work/out" "$work/err" >&2
 		die "$label failed: $*"
 	fi
-	cat "$work/time" >>"$work/$label"
+	cat "$work/time" >>"$work/times/$label"
 }
+mkdir -p "$work/times"
 
 export VAGRANT_CHECKPOINT_DISABLE=1 VAGRANT_NO_PLUGINS=1
 cat "$box" >/dev/null # same warm page cache for everyone
@@ -167,7 +168,7 @@ for i in $(seq "$runs"); do
 done
 
 # --- report -----------------------------------------------------------------
-python3 - "$work" "$box_bytes" <<'EOF'
+python3 - "$work/times" "$box_bytes" <<'EOF'
 import statistics, sys
 work, size = sys.argv[1], int(sys.argv[2])
 def load(label):
