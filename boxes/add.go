@@ -347,7 +347,7 @@ func readLocal(ctx context.Context, plan *addPlan, opts *AddOptions, sink io.Wri
 				opts.Progress.Add(int64(m))
 			}
 		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
 			break
 		}
 		if rerr != nil {

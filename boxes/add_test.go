@@ -190,8 +190,7 @@ func TestAddReconnectsWithinOneRun(t *testing.T) {
 func TestAddWrongChecksumLeavesNothing(t *testing.T) {
 	srv := newBoxServer(t, false)
 	data := libvirtBox(t, randomBytes(300<<10, 9))
-	tampered := append([]byte(nil), data...)
-	tampered = libvirtBox(t, randomBytes(300<<10, 10)) // a different, valid box
+	tampered := libvirtBox(t, randomBytes(300<<10, 10)) // a different, valid box
 	srv.setCatalog(&Catalog{Name: "test/box", Versions: []CatalogVersion{{Version: "1.0.0", Providers: []CatalogProvider{
 		provider("libvirt", srv.addFile("x.box", tampered), "amd64", data), // checksum of the genuine box
 	}}}})

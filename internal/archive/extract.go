@@ -137,7 +137,7 @@ func (x *extractor) file(entry, local string, mode fs.FileMode, r io.Reader) err
 		} else {
 			x.writer.free <- buf
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {

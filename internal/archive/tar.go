@@ -45,7 +45,7 @@ func ExtractTar(ctx context.Context, r io.Reader, dest string) (err error) {
 			return err
 		}
 		hdr, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -99,7 +99,7 @@ func (x *extractor) tarEntry(hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return x.dir(entry, local, mode)
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		return x.file(entry, local, mode, r)
 	case tar.TypeSymlink:
 		return x.symlink(entry, clean, local, hdr.Linkname)

@@ -3,6 +3,7 @@ package archive
 import (
 	"archive/zip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,7 +17,7 @@ const maxZipLinkTarget = 4096
 // part of the archive: extract into a temporary folder and delete it.
 func ExtractZip(ctx context.Context, r io.ReaderAt, size int64, dest string) (err error) {
 	zr, err := zip.NewReader(r, size)
-	if err != nil && err != zip.ErrInsecurePath {
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return fmt.Errorf("read zip archive: %w", err)
 	}
 	x, err := newExtractor(ctx, dest)

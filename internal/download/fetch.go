@@ -442,7 +442,7 @@ func (f *fetcher) attempt(ctx context.Context) error {
 			}
 			stall.Reset(f.opts.StallTimeout)
 		}
-		if rerr == io.EOF {
+		if errors.Is(rerr, io.EOF) {
 			break
 		}
 		if rerr != nil {
@@ -531,7 +531,7 @@ func (f *fetcher) replay() error {
 				return derr
 			}
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			break
 		}
 		if err != nil {
