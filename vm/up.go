@@ -267,7 +267,9 @@ func (mgr *Manager) login(ctx context.Context, p Provider, m *Machine, opts UpOp
 	}, keys)
 	if err != nil {
 		step.Fail()
-		mgr.showConsole(ctx, p, m)
+		if ctx.Err() == nil {
+			mgr.showConsole(ctx, p, m)
+		}
 		return nil, err
 	}
 	step.Done(addr)
@@ -303,29 +305,14 @@ func (mgr *Manager) showConsole(ctx context.Context, p Provider, m *Machine) {
 }
 
 // growRootFS grows the root partition and filesystem to fill the disk.
-// It uses growpart when the guest has it, else sfdisk; then resize2fs or
-// xfs_growfs. A filesystem already filling its disk is left alone.
+// It uses growpart or sfdisk when the guest has them; otherwise, on an MBR
+// disk whose root is the last primary partition, it rewrites that
+// partition's size in the MBR and tells the kernel with resizepart (both
+// util-linux and coreutils are in every box). Then resize2fs, xfs_growfs or
+// btrfs. A filesystem already filling its disk is left alone.
 func growRootFS(ctx context.Context, c *sshc.Client) error {
-	const script = `set -e
-src=$(findmnt -no SOURCE /)
-fstype=$(findmnt -no FSTYPE /)
-disk=/dev/$(lsblk -no PKNAME "$src")
-part=$(cat /sys/class/block/$(basename "$src")/partition)
-if command -v growpart >/dev/null; then
-  growpart "$disk" "$part" || [ $? -eq 1 ]
-else
-  echo ", +" | sfdisk --no-reread --no-tell-kernel -q -N "$part" "$disk"
-  partx -u "$disk" 2>/dev/null || true
-  command -v resizepart >/dev/null && resizepart "$disk" "$part" $(($(cat /sys/class/block/$(basename "$disk")/size) - $(cat /sys/class/block/$(basename "$src")/start))) || true
-fi
-case "$fstype" in
-  ext2|ext3|ext4) resize2fs "$src" ;;
-  xfs) xfs_growfs / ;;
-  btrfs) btrfs filesystem resize max / ;;
-  *) echo "cannot grow a $fstype root filesystem" >&2; exit 3 ;;
-esac`
 	var stderr strings.Builder
-	code, err := c.Run(ctx, "sudo -n sh -c "+shellQuote(script), sshc.RunOptions{Stderr: &stderr})
+	code, err := c.Run(ctx, "sudo -n sh -c "+shellQuote(growScript), sshc.RunOptions{Stderr: &stderr})
 	if err != nil {
 		return fmt.Errorf("grow the root filesystem: %w", err)
 	}
@@ -334,6 +321,45 @@ esac`
 	}
 	return nil
 }
+
+const growScript = `set -e
+src=$(findmnt -no SOURCE /)
+fstype=$(findmnt -no FSTYPE /)
+pname=$(basename "$src")
+dname=$(basename "$(readlink -f /sys/class/block/$pname/..)")
+disk=/dev/$dname
+part=$(cat /sys/class/block/$pname/partition)
+start=$(cat /sys/class/block/$pname/start)
+total=$(cat /sys/class/block/$dname/size)
+size=$(cat /sys/class/block/$pname/size)
+want=$((total - start))
+if [ "$size" -lt "$want" ]; then
+  if command -v growpart >/dev/null; then
+    growpart "$disk" "$part" || [ $? -eq 1 ]
+  elif command -v sfdisk >/dev/null; then
+    echo ", +" | sfdisk --no-reread --no-tell-kernel -q -N "$part" "$disk"
+    resizepart "$disk" "$part" "$want"
+  else
+    [ "$part" -le 4 ] || { echo "cannot grow logical partition $src without growpart or sfdisk" >&2; exit 3; }
+    type=$(od -An -tx1 -j $((446 + 16 * (part - 1) + 4)) -N1 "$disk" | tr -d ' ')
+    [ "$type" != ee ] || { echo "cannot grow a GPT disk without growpart or sfdisk; install cloud-guest-utils" >&2; exit 3; }
+    for other in /sys/class/block/$dname/${dname}*; do
+      [ -e "$other/start" ] || continue
+      [ "$(cat $other/start)" -le "$start" ] || { echo "root partition is not the last one; cannot grow it" >&2; exit 3; }
+    done
+    off=$((446 + 16 * (part - 1) + 12))
+    printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $((want & 255)) $(((want >> 8) & 255)) $(((want >> 16) & 255)) $(((want >> 24) & 255)))" |
+      dd of="$disk" bs=1 seek="$off" conv=notrunc status=none
+    sync
+    resizepart "$disk" "$part" "$want"
+  fi
+fi
+case "$fstype" in
+  ext2|ext3|ext4) resize2fs "$src" >/dev/null 2>&1 || resize2fs "$src" ;;
+  xfs) xfs_growfs / ;;
+  btrfs) btrfs filesystem resize max / ;;
+  *) echo "cannot grow a $fstype root filesystem" >&2; exit 3 ;;
+esac`
 
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string {
