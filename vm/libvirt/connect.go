@@ -14,6 +14,7 @@ import (
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 )
 
@@ -166,21 +167,21 @@ func (d ctxDialer) Dial() (net.Conn, error) {
 // connect opens the connection the target names, trying each socket in
 // turn. The error for a daemon that does not answer says what to install
 // or start and which sockets were tried.
-func connect(ctx context.Context, t target, opts Options) (*golibvirt.Libvirt, error) {
+func connect(ctx context.Context, t target, opts Options) (*golibvirt.Libvirt, *connHolder, error) {
 	var errs []error
 	for _, sock := range t.sockets {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		var l *golibvirt.Libvirt
+		var dialer socket.Dialer = ctxDialer{ctx: ctx, path: sock}
 		if t.ssh != nil {
-			l = golibvirt.NewWithDialer(dialers.NewSSH(t.ssh.host, sshOptions(t, sock, opts)...))
-		} else {
-			l = golibvirt.NewWithDialer(ctxDialer{ctx: ctx, path: sock})
+			dialer = dialers.NewSSH(t.ssh.host, sshOptions(t, sock, opts)...)
 		}
-		err := l.ConnectToURI(golibvirt.ConnectURI(t.name))
+		h := &connHolder{}
+		l := golibvirt.NewWithDialer(recordingDialer{inner: dialer, h: h})
+		err := openWithin(ctx, l, h, t.name, opts.ConnectTimeout)
 		if err == nil {
-			return l, nil
+			return l, h, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", sock, err))
 		if t.ssh != nil && !remoteSocketMissing(err) {
@@ -189,7 +190,31 @@ func connect(ctx context.Context, t target, opts Options) (*golibvirt.Libvirt, e
 			break
 		}
 	}
-	return nil, connectError(t, errs)
+	return nil, nil, connectError(t, errs)
+}
+
+// openWithin opens the connection, giving up when the daemon has not
+// answered within timeout or ctx ends (a daemon that accepts connections
+// but hangs must not hang devbundle).
+func openWithin(ctx context.Context, l *golibvirt.Libvirt, h *connHolder, name string, timeout time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- l.ConnectToURI(golibvirt.ConnectURI(name)) }()
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	select {
+	case err := <-errc:
+		return err
+	case <-tctx.Done():
+		h.close()
+		select {
+		case <-errc:
+		case <-time.After(5 * time.Second):
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("the daemon accepted the connection but did not answer within %s", timeout)
+	}
 }
 
 // remoteSocketMissing tells a missing socket on the SSH server from an

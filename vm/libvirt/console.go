@@ -29,6 +29,7 @@ import (
 // ReadConsole returns up to the last max bytes of the machine's serial
 // console log; an empty log when there is none yet.
 func (p *Provider) ReadConsole(ctx context.Context, m *vm.Machine, max int64) ([]byte, error) {
+	defer p.watch(ctx)()
 	pl, err := p.existingPool(ctx)
 	if errors.Is(err, errNoPool) {
 		return nil, nil

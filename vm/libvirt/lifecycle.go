@@ -20,6 +20,7 @@ import (
 // host ports for the forwards and defines the domain, without starting
 // it.
 func (p *Provider) Create(ctx context.Context, spec vm.Spec) (vm.Created, error) {
+	defer p.watch(ctx)()
 	if err := validateSpec(spec); err != nil {
 		return vm.Created{}, err
 	}
@@ -398,6 +399,7 @@ func (p *Provider) lookup(name string) (golibvirt.Domain, error) {
 
 // State maps the domain's state: gone is vm.StateNotCreated.
 func (p *Provider) State(ctx context.Context, m *vm.Machine) (vm.State, error) {
+	defer p.watch(ctx)()
 	if err := ctx.Err(); err != nil {
 		return vm.StateUnknown, err
 	}
@@ -437,6 +439,7 @@ func mapState(s golibvirt.DomainState) vm.State {
 // QEMU would fail on them, it checks that the forwards' host ports are
 // free (local daemons) and, in network mode, that the network is active.
 func (p *Provider) Start(ctx context.Context, m *vm.Machine) error {
+	defer p.watch(ctx)()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -488,6 +491,10 @@ const defaultHaltWait = 2 * time.Minute
 // deadline passes (2 minutes without one), then powers it off. force
 // powers off at once. A machine already off is fine.
 func (p *Provider) Halt(ctx context.Context, m *vm.Machine, force bool) error {
+	// The power-off comes after ctx's deadline: watch a little longer.
+	wctx, cancel := haltWatch(ctx)
+	defer cancel()
+	defer p.watch(wctx)()
 	name := machineDomain(m)
 	dom, err := p.lookup(name)
 	if err != nil {
@@ -520,6 +527,22 @@ func (p *Provider) Halt(ctx context.Context, m *vm.Machine, force bool) error {
 	return nil
 }
 
+// haltWatch is the context the connection is watched under during a
+// halt: ctx's cancellation, or its deadline plus time for the power-off.
+func haltWatch(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), d.Add(30*time.Second))
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	return wctx, func() { stop(); cancel() }
+}
+
 // waitOff polls until the domain is off or ctx ends.
 func (p *Provider) waitOff(ctx context.Context, dom golibvirt.Domain) (bool, error) {
 	for {
@@ -548,6 +571,7 @@ func (p *Provider) isOff(dom golibvirt.Domain) (bool, error) {
 // snapshot and checkpoint metadata and NVRAM) and deletes its volumes and
 // console log. The base images stay. A machine already gone is fine.
 func (p *Provider) Destroy(ctx context.Context, m *vm.Machine) error {
+	defer p.watch(ctx)()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -603,6 +627,7 @@ func (p *Provider) Destroy(ctx context.Context, m *vm.Machine) error {
 // left 0 are picked free); it takes effect at the next start. In network
 // mode there is nothing to forward and forwards come back as they are.
 func (p *Provider) SetForwards(ctx context.Context, m *vm.Machine, forwards []vm.Forward) ([]vm.Forward, error) {
+	defer p.watch(ctx)()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

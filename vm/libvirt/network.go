@@ -181,6 +181,7 @@ func (p *Provider) checkNetworkActive(name string) error {
 // table (local daemons, Linux). In user mode a machine has no address of
 // its own; its forwards on 127.0.0.1 are the way in.
 func (p *Provider) Address(ctx context.Context, m *vm.Machine) (string, error) {
+	defer p.watch(ctx)()
 	d, err := p.domainXML(machineDomain(m), 0)
 	if err != nil {
 		return "", err

@@ -62,6 +62,8 @@ type Options struct {
 	// AlwaysProbeKVM skips the CPU-flag shortcut of the accelerator
 	// decision, so a host that offers KVM is always judged by a boot.
 	AlwaysProbeKVM bool
+	// ConnectTimeout bounds opening the connection (default 30 s).
+	ConnectTimeout time.Duration
 	// KnownHostsFile is checked for the SSH host key of a qemu+ssh host
 	// (default ~/.ssh/known_hosts).
 	KnownHostsFile string
@@ -74,9 +76,13 @@ type Options struct {
 
 // Provider is the libvirt provider. It holds one connection to the daemon;
 // everything about a machine is read back from libvirt or the machine's
-// saved state, never kept in memory between commands.
+// saved state, never kept in memory between commands. When a method's
+// context ends while it still waits on the daemon, the connection is cut
+// (see watchdog.go) and the Provider must not be used again.
 type Provider struct {
 	l      *golibvirt.Libvirt
+	conn   *connHolder   // to cut the connection when a context ends
+	grace  time.Duration // before cutting it; 0 is watchGrace
 	t      target
 	opts   Options
 	libVer uint64
@@ -110,6 +116,9 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if opts.PoolName == "" {
 		opts.PoolName = "devbundle"
 	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 30 * time.Second
+	}
 	if opts.KVMProbeTimeout <= 0 {
 		opts.KVMProbeTimeout = 90 * time.Second
 	}
@@ -117,11 +126,12 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := connect(ctx, t, opts)
+	l, conn, err := connect(ctx, t, opts)
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{l: l, t: t, opts: opts}
+	p := &Provider{l: l, conn: conn, t: t, opts: opts}
+	defer p.watch(ctx)()
 	if p.libVer, err = l.ConnectGetLibVersion(); err != nil {
 		_ = l.Disconnect()
 		return nil, fmt.Errorf("libvirt at %q: read its version: %w", t.uri, err)

@@ -492,6 +492,7 @@ func (p *Provider) volumes(pl pool) ([]libvirtxml.StorageVolume, error) {
 // refuses while any volume still backs onto it; a copy never uploaded is
 // not an error.
 func (p *Provider) RemoveBaseImage(ctx context.Context, key string) error {
+	defer p.watch(ctx)()
 	pl, err := p.existingPool(ctx)
 	if errors.Is(err, errNoPool) {
 		return nil
@@ -538,6 +539,7 @@ func (p *Provider) RemoveBaseImage(ctx context.Context, key string) error {
 // is written (the conformance suite checks that a second machine did not
 // upload it again).
 func (p *Provider) BaseImage(ctx context.Context, m *vm.Machine) (id, stamp string, err error) {
+	defer p.watch(ctx)()
 	d, err := p.domainXML(machineDomain(m), golibvirt.DomainXMLInactive)
 	if err != nil {
 		return "", "", err
