@@ -55,8 +55,6 @@ func (s Shell) Valid() bool {
 	return false
 }
 
-func (s Shell) posix() bool { return s == Bash || s == Zsh || s == Sh }
-
 func shellList() string {
 	names := make([]string, 0, len(Shells()))
 	for _, sh := range Shells() {
