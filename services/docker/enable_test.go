@@ -414,3 +414,20 @@ func TestStatusStartStop(t *testing.T) {
 		t.Errorf("start without a unit: %v, want exit 126", err)
 	}
 }
+
+func TestKeyLine(t *testing.T) {
+	apt := `Reading package lists...
+W: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure resolving 'deb.debian.org'
+E: Failed to fetch http://deb.debian.org/debian/pool/main/t/tini/tini_0.19.0-1%2bb3_amd64.deb  Temporary failure resolving 'deb.debian.org'
+E: Unable to fetch some archives, maybe run apt-get update or try with --fix-missing?
+`
+	if got := keyLine(apt); !strings.HasPrefix(got, "E: Failed to fetch") || strings.Contains(got, "\n") {
+		t.Errorf("apt: %q", got)
+	}
+	if got := keyLine("Last metadata expiration check: 0:01:02 ago\nNo match for argument: moby-engine\nError: Unable to find a match: moby-engine\n"); got != "No match for argument: moby-engine" {
+		t.Errorf("dnf: %q", got)
+	}
+	if got := keyLine("something\nsomething else\n\n"); got != "something else" {
+		t.Errorf("no error line: %q", got)
+	}
+}

@@ -89,15 +89,35 @@ func install(ctx context.Context, sc services.Context, p *probe, logf func(strin
 	if code == 0 {
 		return nil
 	}
-	out := strings.TrimSpace(stderr.String())
+	out := keyLine(stderr.String())
 	if out == "" {
-		out = strings.TrimSpace(stdout.String())
+		out = keyLine(stdout.String())
 	}
 	what := "install docker"
 	if code == 10 {
 		what = "reach the package repositories"
 	}
 	return dberr.WithHint(
-		fmt.Errorf("docker is not installed in the machine, and %s could not %s (exit status %d): %s", p.PackageManager, what, code, tail(out, 800)),
+		fmt.Errorf("docker is not installed in the machine, and %s could not %s (exit status %d): %s", p.PackageManager, what, code, tail(out, 400)),
 		installHint)
+}
+
+// keyLine picks the line of a package manager's output that says what
+// went wrong: the first error line (apt's "E: ...", dnf's "Error: ...",
+// yum's "No package ..."), else the last line.
+func keyLine(out string) string {
+	var last string
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		for _, prefix := range []string{"E: ", "Error: ", "No package ", "No match for argument"} {
+			if strings.HasPrefix(line, prefix) {
+				return line
+			}
+		}
+		last = line
+	}
+	return last
 }
