@@ -3,7 +3,6 @@ package vm
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"time"
 )
@@ -98,7 +97,8 @@ func (mgr *Manager) Destroy(ctx context.Context, name string) error {
 		return err
 	}
 	if !mgr.Store.Exists(name) {
-		return fmt.Errorf("machine %q does not exist; nothing to destroy", name)
+		mgr.IO.Infof("machine %q does not exist; nothing to destroy", name)
+		return nil
 	}
 	unlock, err := mgr.lock(ctx, name)
 	if err != nil {

@@ -234,8 +234,10 @@ func (mgr *Manager) login(ctx context.Context, p Provider, m *Machine, opts UpOp
 		return nil, err
 	}
 	if len(pinned) == 0 {
+		// First boot, or the user removed known_hosts to pin a new key:
+		// `up` (never `ssh`) records the key the machine presents.
 		if !firstBoot {
-			return nil, fmt.Errorf("machine %q has no pinned SSH host key in %q; if the file was removed on purpose, run \"devbundle destroy -m %s\" and \"devbundle up\"", m.Name, pin.File, m.Name)
+			mgr.IO.Warnf("machine %q has no pinned SSH host key in %q; pinning the key it presents now", m.Name, pin.File)
 		}
 		pin.TrustOnFirstUse = true
 	}

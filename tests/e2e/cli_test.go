@@ -111,9 +111,9 @@ func (c *cli) must(timeout time.Duration, args ...string) result {
 	return r
 }
 
-func (c *cli) statusJSON() map[string]any {
+func (c *cli) statusJSON(machine string) map[string]any {
 	c.t.Helper()
-	r := c.must(time.Minute, "status", "--json")
+	r := c.must(time.Minute, "-m", machine, "status", "--json")
 	var st map[string]any
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		c.t.Fatalf("status --json: %v: %q", err, r.stdout)

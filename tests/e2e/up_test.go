@@ -92,7 +92,7 @@ func TestUpLifecycle(t *testing.T) {
 	}
 
 	// 3. The machine runs; SSH works with the machine's own key.
-	st := c.statusJSON()
+	st := c.statusJSON(upMachine)
 	if st["state"] != "running" {
 		t.Fatalf("status: %v", st)
 	}
@@ -132,7 +132,7 @@ func TestUpLifecycle(t *testing.T) {
 
 	// 5. halt, then up again: same machine, same pinned host key.
 	c.must(3*time.Minute, "-m", upMachine, "halt")
-	if st := c.statusJSON(); st["state"] != "halted" {
+	if st := c.statusJSON(upMachine); st["state"] != "halted" {
 		t.Errorf("after halt: %v", st)
 	}
 	if r := c.run(time.Minute, "-m", upMachine, "ssh", "--", "true"); r.code != 3 {
@@ -170,7 +170,7 @@ func TestUpLifecycle(t *testing.T) {
 	if _, err := os.Stat(filepath.Dir(stateFile)); !os.IsNotExist(err) {
 		t.Errorf("machine folder left after destroy: %v", err)
 	}
-	if st := c.statusJSON(); st["state"] != "not created" {
+	if st := c.statusJSON(upMachine); st["state"] != "not created" {
 		t.Errorf("status after destroy: %v", st)
 	}
 }
