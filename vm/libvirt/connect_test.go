@@ -176,6 +176,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	if _, err := New(ctx, Options{CacheDir: t.TempDir(), Network: "bridge"}); err == nil || !strings.Contains(err.Error(), `"bridge"`) {
 		t.Errorf("unknown network mode: error = %v", err)
 	}
+	if _, err := New(ctx, Options{CacheDir: t.TempDir(), TCGCPU: "Nehalem"}); err == nil || !strings.Contains(err.Error(), `"Nehalem"`) {
+		t.Errorf("unknown TCG CPU: error = %v", err)
+	}
 	if _, err := New(ctx, Options{CacheDir: t.TempDir(), URI: "vbox:///session"}); err == nil || !strings.Contains(err.Error(), "not a QEMU URI") {
 		t.Errorf("bad URI: error = %v", err)
 	}

@@ -35,7 +35,7 @@ type domainSpec struct {
 	MemoryMiB  int
 	Disks      []string // overlay volume paths, boot disk first
 	ConsoleLog string
-	CPUMaximum bool // TCG: QEMU's "max" CPU model is available
+	CPUMaximum bool // TCG: emulate QEMU's "max" CPU model
 	Net        netSpec
 }
 
@@ -80,8 +80,6 @@ func buildDomain(s domainSpec) (*libvirtxml.Domain, error) {
 	case s.Accel == AccelKVM:
 		d.CPU = &libvirtxml.DomainCPU{Mode: "host-passthrough"}
 	case s.CPUMaximum:
-		// Without it TCG emulates qemu64, which lacks what x86-64-v2
-		// distributions (RHEL 9 and its rebuilds) need.
 		d.CPU = &libvirtxml.DomainCPU{Mode: "maximum"}
 	}
 	for i, path := range s.Disks {

@@ -55,6 +55,9 @@ func (p *Provider) Create(ctx context.Context, spec vm.Spec) (vm.Created, error)
 	if err != nil {
 		return vm.Created{}, err
 	}
+	if dec.accel == AccelTCG && p.opts.TCGCPU == TCGCPUMax && !caps.cpuMaximum {
+		return vm.Created{}, fmt.Errorf("libvirt at %q cannot emulate QEMU's \"max\" CPU model (libvirt 7.1 or newer needed); use the default TCG CPU", p.t.uri)
+	}
 
 	created := vm.Created{ID: name, Accel: dec.accel, ConsoleLog: path.Join(pl.path, consoleName(spec.Name))}
 	if dec.warning != "" {
@@ -109,7 +112,7 @@ func (p *Provider) Create(ctx context.Context, spec vm.Spec) (vm.Created, error)
 		MemoryMiB:  spec.MemoryMiB,
 		Disks:      disks,
 		ConsoleLog: created.ConsoleLog,
-		CPUMaximum: caps.cpuMaximum,
+		CPUMaximum: p.opts.TCGCPU == TCGCPUMax,
 		Net:        net,
 	})
 	if err != nil {
