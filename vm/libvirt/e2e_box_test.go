@@ -3,14 +3,8 @@
 package libvirt
 
 import (
-	"archive/tar"
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +13,7 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
+	"github.com/devbundle/devbundle/internal/archive"
 	"github.com/devbundle/devbundle/tests/testbox"
 	"github.com/devbundle/devbundle/vm"
 	"github.com/devbundle/devbundle/vm/providertest"
@@ -29,8 +24,8 @@ import (
 //	DEVBUNDLE_TESTBOX_DIR=$(bash tests/box/cached.sh) \
 //	  flock /tmp/devbundle-vm.lock go test -tags e2e -p 1 ./vm/libvirt/
 
-// boxDisk unpacks box.img from the test box's devbox.box, as a box store
-// would, and describes it as the first disk of a box.
+// boxDisk unpacks the test box's devbox.box (with the archive code the
+// box store uses) and describes its box.img as the first disk of a box.
 func boxDisk(t *testing.T) vm.Disk {
 	t.Helper()
 	dir := testbox.Dir(t)
@@ -39,61 +34,30 @@ func boxDisk(t *testing.T) vm.Disk {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	br := bufio.NewReader(f)
-	var r io.Reader = br
-	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = zr
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := archive.ExtractTar(ctx, f, out); err != nil {
+		t.Fatalf("unpack %s: %v", testbox.BoxFile, err)
 	}
-	out := filepath.Join(t.TempDir(), "box.img")
-	format := ""
-	found := false
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("read %s: %v", testbox.BoxFile, err)
-		}
-		switch filepath.Clean(h.Name) {
-		case "box.img":
-			w, err := os.Create(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.Copy(w, tr); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			found = true
-		case "metadata.json":
-			var md struct {
-				Provider string `json:"provider"`
-				Format   string `json:"format"`
-			}
-			if err := json.NewDecoder(tr).Decode(&md); err != nil {
-				t.Fatalf("metadata.json: %v", err)
-			}
-			if md.Provider != "libvirt" {
-				t.Fatalf("test box is for provider %q", md.Provider)
-			}
-			format = md.Format
-		}
+	var md struct {
+		Provider string `json:"provider"`
+		Format   string `json:"format"`
 	}
-	if !found {
-		t.Fatalf("%s holds no box.img", testbox.BoxFile)
+	data, err := os.ReadFile(filepath.Join(out, "metadata.json"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if format == "" {
-		format = "qcow2"
+	if err := json.Unmarshal(data, &md); err != nil {
+		t.Fatalf("metadata.json: %v", err)
 	}
-	return vm.Disk{Path: out, Format: format, Key: uniqueKey(t)}
+	if md.Provider != "libvirt" {
+		t.Fatalf("test box is for provider %q", md.Provider)
+	}
+	if md.Format == "" {
+		md.Format = "qcow2"
+	}
+	return vm.Disk{Path: filepath.Join(out, "box.img"), Format: md.Format, Key: uniqueKey(t)}
 }
 
 func boxSpec(t *testing.T, name string, disk vm.Disk, accel string) vm.Spec {
