@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"sort"
@@ -134,22 +133,4 @@ func (r *Registry) Ports(names []string) ([]vm.Forward, error) {
 		out = append(out, s.Ports()...)
 	}
 	return out, nil
-}
-
-// quote quotes s for a POSIX shell in the guest.
-func quote(s string) string {
-	out := []byte{'\''}
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\'' {
-			out = append(out, `'\''`...)
-			continue
-		}
-		out = append(out, s[i])
-	}
-	return string(append(out, '\''))
-}
-
-// errorf returns a service error that exits 126.
-func errorf(format string, args ...any) error {
-	return dberr.ServiceUnavailable("%s", fmt.Sprintf(format, args...))
 }
