@@ -41,6 +41,15 @@ func (s *Service) Enable(ctx context.Context, sc services.Context) (json.RawMess
 		return nil, err
 	}
 
+	proxy, warning := guestProxy(m, sc.Proxy)
+	if warning != "" {
+		logf("docker: %s", warning)
+	}
+	if proxy != sc.Proxy {
+		logf("docker: the guest reaches the proxy on the host's loopback at %s", hostFromUserMode)
+	}
+	sc.Proxy = proxy
+
 	p, err := readProbe(ctx, sc.Guest)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -427,7 +428,49 @@ E: Unable to fetch some archives, maybe run apt-get update or try with --fix-mis
 	if got := keyLine("Last metadata expiration check: 0:01:02 ago\nNo match for argument: moby-engine\nError: Unable to find a match: moby-engine\n"); got != "No match for argument: moby-engine" {
 		t.Errorf("dnf: %q", got)
 	}
+	if got := keyLine("W: Failed to fetch http://x/InRelease  Temporary failure resolving 'x'\nW: Some index files failed to download.\n"); !strings.HasPrefix(got, "W: Failed to fetch") {
+		t.Errorf("warnings only: %q", got)
+	}
 	if got := keyLine("something\nsomething else\n\n"); got != "something else" {
 		t.Errorf("no error line: %q", got)
+	}
+}
+
+// TestInstallScriptsParse checks the install scripts' syntax in the real
+// POSIX shell (sh -n): they run in guests only in the e2e tier.
+func TestInstallScriptsParse(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no POSIX shell")
+	}
+	for _, pm := range []string{"apt-get", "dnf", "yum"} {
+		script, err := installCommand(pm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(sh, "-n", "-c", script).CombinedOutput(); err != nil {
+			t.Errorf("%s script: %v: %s", pm, err, out)
+		}
+	}
+	for name, script := range map[string]string{"restart": restartScript, "start": startScript, "stop": stopScript} {
+		if out, err := exec.Command(sh, "-n", "-c", script).CombinedOutput(); err != nil {
+			t.Errorf("%s script: %v: %s", name, err, out)
+		}
+	}
+	if _, err := installCommand("pacman"); err == nil {
+		t.Errorf("an unknown package manager was accepted")
+	}
+}
+
+func TestEnableProxyOnTheHostLoopback(t *testing.T) {
+	e := newEnableEnv(t)
+	e.proxy = "http://127.0.0.1:3128"
+	e.guest.dockerd, e.guest.load = "", "not-found"
+	e.mustEnable(t)
+	if drop := string(e.guest.files[DropInPath].data); !strings.Contains(drop, `"HTTP_PROXY=http://10.0.2.2:3128"`) {
+		t.Errorf("drop-in:\n%s", drop)
+	}
+	if e.guest.count("'http_proxy=http://10.0.2.2:3128'") != 1 {
+		t.Errorf("install did not get the guest's view of the proxy: %q", e.guest.cmds)
 	}
 }

@@ -19,7 +19,11 @@ const installHint = "give the machine a way to its package repositories (a proxy
 // pulls over HTTPS.
 const (
 	aptInstall = `export DEBIAN_FRONTEND=noninteractive
-apt-get -q -o Acquire::Retries=2 -o Acquire::http::Timeout=30 update || exit 10
+log=$(apt-get -q -o Acquire::Retries=2 -o Acquire::http::Timeout=30 update 2>&1); rc=$?
+if ! apt-cache show docker.io >/dev/null 2>&1; then
+	printf '%s\n' "$log" | grep -E '^(E|W): ' >&2
+	if [ "$rc" -ne 0 ] || printf '%s\n' "$log" | grep -q '^W: Failed to fetch'; then exit 10; fi
+fi
 pkgs="docker.io ca-certificates"
 if [ "$1" = 1 ]; then pkgs="$pkgs apparmor"; fi
 apt-get -q -y -o Acquire::Retries=2 -o Acquire::http::Timeout=30 install --no-install-recommends $pkgs || exit 11`
@@ -104,9 +108,10 @@ func install(ctx context.Context, sc services.Context, p *probe, logf func(strin
 
 // keyLine picks the line of a package manager's output that says what
 // went wrong: the first error line (apt's "E: ...", dnf's "Error: ...",
-// yum's "No package ..."), else the last line.
+// yum's "No package ..."), else the first warning ("W: ..."), else the
+// last line.
 func keyLine(out string) string {
-	var last string
+	var warning, last string
 	for _, line := range strings.Split(out, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" {
@@ -117,7 +122,13 @@ func keyLine(out string) string {
 				return line
 			}
 		}
+		if warning == "" && strings.HasPrefix(line, "W: ") {
+			warning = line
+		}
 		last = line
+	}
+	if warning != "" {
+		return warning
 	}
 	return last
 }
