@@ -9,13 +9,16 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,10 +159,12 @@ docker run --rm devbundle/hello || exit 97`)
 	}
 }
 
-// TestDockerInstall brings up the test box built without docker: with no
+// TestDockerInstall brings up the test box built without docker. With no
 // way to the package repositories (the box has no DNS server) `up` fails
-// with a clear error; once the machine resolves names (QEMU's user-mode
-// DNS), `up` installs docker.io from Debian's mirror, and the host's
+// with a clear one-line error. Then the project's proxy, a forward proxy
+// this test runs on the host's 127.0.0.1, goes into devbundle.yaml: the
+// guest reaches it at 10.0.2.2, apt-get installs docker.io from Debian's
+// mirror through it, dockerd gets it in its environment, and the host's
 // docker CLI runs a container on the installed engine over TLS.
 func TestDockerInstall(t *testing.T) {
 	boxDir := os.Getenv(envNoDockerDir)
@@ -168,6 +173,7 @@ func TestDockerInstall(t *testing.T) {
 	}
 	testbox.Connect(t)
 	cliPath := dockerCLI(t)
+	proxy := startForwardProxy(t)
 	c := newCLI(t, boxDir)
 	t.Cleanup(func() { c.run(5*time.Minute, "-m", installMachine, "destroy", "--force") })
 	m := []string{"-m", installMachine}
@@ -176,23 +182,37 @@ func TestDockerInstall(t *testing.T) {
 	upArgs := append(m, "up", "--box", "devbundle/devbox-nodocker", "--memory", "1024", "--services", "docker")
 	r := c.run(15*time.Minute, upArgs...)
 	if r.code == 0 {
-		t.Fatalf("up installed docker in a box with no DNS server: the test's premise is gone\n%s", r.stderr)
+		t.Fatalf("up installed docker in a box with no DNS server and no proxy: the test's premise is gone\n%s", r.stderr)
 	}
-	if !strings.Contains(r.stderr, "docker is not installed in the machine") || !strings.Contains(r.stderr, "package repositories") {
+	if !strings.Contains(r.stderr, "docker is not installed in the machine") || !strings.Contains(r.stderr, "could not reach the package repositories") ||
+		!strings.Contains(r.stderr, "proxy") {
 		t.Errorf("up without a way to the repositories: %s", r.stderr)
 	}
 	if i := strings.Index(r.stderr, "error:"); i < 0 || strings.Count(strings.TrimSpace(r.stderr[i:]), "\n") > 1 {
 		t.Errorf("the error is not one line and a hint:\n%s", r.stderr)
 	}
+	if n := proxy.requests(); n != 0 {
+		t.Fatalf("the proxy saw %d requests before it was configured", n)
+	}
 
-	c.must(time.Minute, append(m, "ssh", "--", "echo nameserver 10.0.2.3 | sudo tee /etc/resolv.conf")...)
-	r = c.must(20*time.Minute, upArgs...)
-	t.Logf("install up:\n%s", indent(r.stderr))
+	cfg := filepath.Join(t.TempDir(), "devbundle.yaml")
+	if err := os.WriteFile(cfg, []byte("proxy:\n  url: http://"+proxy.addr+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.must(20*time.Minute, append([]string{"--config", cfg}, upArgs...)...)
+	if n := proxy.hostRequests("deb.debian.org"); n == 0 {
+		t.Errorf("docker was installed, but not through the proxy (it saw %d requests, none for deb.debian.org)", proxy.requests())
+	}
+	guestProxy := "http://10.0.2.2:" + proxy.addr[strings.LastIndex(proxy.addr, ":")+1:]
+	r = c.must(time.Minute, append(m, "ssh", "--", "systemctl", "show", "-p", "Environment", "docker.service")...)
+	if !strings.Contains(r.stdout, "HTTP_PROXY="+guestProxy) || !strings.Contains(r.stdout, "HTTPS_PROXY="+guestProxy) {
+		t.Errorf("dockerd's environment lacks the proxy %s: %q", guestProxy, r.stdout)
+	}
 	if _, st := dockerState(t, c, installMachine); st.APIVersion == "" {
 		t.Errorf("no API version recorded after the install: %+v", st)
 	}
 	r = c.must(time.Minute, append(m, "ssh", "--", "id -nG")...)
-	if !strings.Contains(" "+r.stdout+" ", " docker ") {
+	if !slices.Contains(strings.Fields(r.stdout), "docker") {
 		t.Errorf("login user not in the docker group: %q", r.stdout)
 	}
 	// No registry is reachable: make an image from the box's busybox.
@@ -201,6 +221,74 @@ func TestDockerInstall(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "installed engine runs containers") {
 		t.Errorf("docker on the installed engine: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// forwardProxy is a minimal HTTP forward proxy on 127.0.0.1 (plain http
+// requests in absolute form, which is what apt-get sends) that counts the
+// requests per host.
+type forwardProxy struct {
+	addr  string
+	mu    sync.Mutex
+	hosts map[string]int
+}
+
+func startForwardProxy(t *testing.T) *forwardProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &forwardProxy{addr: ln.Addr().String(), hosts: map[string]int{}}
+	transport := &http.Transport{Proxy: http.ProxyFromEnvironment}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.hosts[r.URL.Hostname()]++
+		p.mu.Unlock()
+		if !r.URL.IsAbs() || r.URL.Scheme != "http" {
+			http.Error(w, "this test proxy forwards plain http requests only", http.StatusMethodNotAllowed)
+			return
+		}
+		out := r.Clone(r.Context())
+		out.RequestURI = ""
+		for _, h := range []string{"Proxy-Connection", "Proxy-Authorization", "Connection", "Keep-Alive"} {
+			out.Header.Del(h)
+		}
+		resp, err := transport.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, vs := range resp.Header {
+			for _, v := range vs {
+				w.Header().Add(k, v)
+			}
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		transport.CloseIdleConnections()
+	})
+	return p
+}
+
+func (p *forwardProxy) requests() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.hosts {
+		n += c
+	}
+	return n
+}
+
+func (p *forwardProxy) hostRequests(host string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hosts[host]
 }
 
 // dockerCLI is the docker client on this host (no engine runs here).
