@@ -166,7 +166,9 @@ func (p *Provider) URI() string { return p.t.uri }
 // LibVersion is the daemon's libvirt version as major*1e6+minor*1e3+micro.
 func (p *Provider) LibVersion() uint64 { return p.libVer }
 
-// Close ends the connection to the daemon.
+// Close ends the connection to the daemon. Over qemu+ssh it closes the
+// libvirt channel, but the SSH connection beneath it stays open until the
+// process exits: go-libvirt's SSH dialer keeps its SSH client to itself.
 func (p *Provider) Close() error {
 	if p == nil || p.l == nil {
 		return nil
