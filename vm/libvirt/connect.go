@@ -207,7 +207,10 @@ func openWithin(ctx context.Context, l *golibvirt.Libvirt, h *connHolder, name s
 	case <-tctx.Done():
 		h.close()
 		select {
-		case <-errc:
+		case err := <-errc:
+			if err == nil { // answered just as the time ran out
+				_ = l.Disconnect()
+			}
 		case <-time.After(5 * time.Second):
 		}
 		if err := ctx.Err(); err != nil {

@@ -26,9 +26,9 @@ import (
 // all those cases; Created.ConsoleLog is still reported for root users
 // and for messages.
 
-// ReadConsole returns up to the last max bytes of the machine's serial
+// ReadConsole returns up to the last limit bytes of the machine's serial
 // console log; an empty log when there is none yet.
-func (p *Provider) ReadConsole(ctx context.Context, m *vm.Machine, max int64) ([]byte, error) {
+func (p *Provider) ReadConsole(ctx context.Context, m *vm.Machine, limit int64) ([]byte, error) {
 	defer p.watch(ctx)()
 	pl, err := p.existingPool(ctx)
 	if errors.Is(err, errNoPool) {
@@ -59,8 +59,8 @@ func (p *Provider) ReadConsole(ctx context.Context, m *vm.Machine, max int64) ([
 		return nil, nil
 	}
 	var off uint64
-	if max > 0 && size > uint64(max) {
-		off = size - uint64(max)
+	if limit > 0 && size > uint64(limit) {
+		off = size - uint64(limit)
 	}
 	var buf bytes.Buffer
 	if err := p.l.StorageVolDownload(vol, &buf, off, size-off, 0); err != nil {

@@ -476,7 +476,7 @@ func (p *Provider) Start(ctx context.Context, m *vm.Machine) error {
 		}
 	case netHostfwd, netPasst:
 		if p.t.ssh == nil {
-			if err := portsInUse(n.Forwards); err != nil {
+			if err := portsInUse(ctx, n.Forwards); err != nil {
 				return fmt.Errorf("start machine %q: %w", m.Name, err)
 			}
 		}

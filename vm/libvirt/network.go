@@ -136,10 +136,11 @@ func fillForwards(forwards []vm.Forward, pp portPicker) ([]vm.Forward, error) {
 // portsInUse checks that the host ports of forwards are free to bind now,
 // before a domain that needs them starts (QEMU would fail with a message
 // about "hostfwd" that says little).
-func portsInUse(forwards []vm.Forward) error {
+func portsInUse(ctx context.Context, forwards []vm.Forward) error {
 	var busy []string
+	var lc net.ListenConfig
 	for _, f := range forwards {
-		l, err := net.Listen("tcp", net.JoinHostPort(f.HostIP, strconv.Itoa(f.HostPort)))
+		l, err := lc.Listen(ctx, "tcp", net.JoinHostPort(f.HostIP, strconv.Itoa(f.HostPort)))
 		if err != nil {
 			busy = append(busy, fmt.Sprintf("%s:%d (guest port %d)", f.HostIP, f.HostPort, f.GuestPort))
 			continue

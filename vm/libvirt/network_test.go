@@ -149,7 +149,7 @@ func TestPortsInUse(t *testing.T) {
 	defer l.Close()
 	busy := l.Addr().(*net.TCPAddr).Port
 	free, _ := portPicker{}.pick(1)
-	err = portsInUse([]vm.Forward{
+	err = portsInUse(context.Background(), []vm.Forward{
 		{Name: "ssh", GuestPort: 22, HostIP: "127.0.0.1", HostPort: free[0]},
 		{Name: "docker", GuestPort: 2376, HostIP: "127.0.0.1", HostPort: busy},
 	})
@@ -159,7 +159,7 @@ func TestPortsInUse(t *testing.T) {
 	if strings.Contains(err.Error(), strconv.Itoa(free[0])) {
 		t.Fatalf("free port reported busy: %v", err)
 	}
-	if err := portsInUse([]vm.Forward{{GuestPort: 22, HostIP: "127.0.0.1", HostPort: free[0]}}); err != nil {
+	if err := portsInUse(context.Background(), []vm.Forward{{GuestPort: 22, HostIP: "127.0.0.1", HostPort: free[0]}}); err != nil {
 		t.Fatalf("free port: %v", err)
 	}
 }

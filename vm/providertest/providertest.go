@@ -174,7 +174,7 @@ func Run(t *testing.T, newProvider func(t *testing.T) vm.Provider, spec func(t *
 	if err := p.Start(ctx(time.Minute), a); err != nil {
 		t.Fatalf("Start(%q) of a running machine: %v", a.Name, err)
 	}
-	waitForwards(t, ctx(opts.BootTimeout), a.Forwards, opts.SSH)
+	waitForwards(ctx(opts.BootTimeout), t, a.Forwards, opts.SSH)
 	done()
 	if opts.AfterBoot != nil {
 		opts.AfterBoot(t, p, a)
@@ -220,7 +220,7 @@ func Run(t *testing.T, newProvider func(t *testing.T) vm.Provider, spec func(t *
 	}
 	wantState(a, vm.StateRunning)
 	if checkForwards {
-		waitForwards(t, ctx(opts.BootTimeout), a.Forwards, opts.SSH)
+		waitForwards(ctx(opts.BootTimeout), t, a.Forwards, opts.SSH)
 	}
 	done()
 	forceStart := time.Now()
@@ -283,7 +283,7 @@ func checkCreated(t *testing.T, spec vm.Spec, c vm.Created) {
 
 // waitForwards waits until every forward accepts a TCP connection on the
 // host and, with ssh, the "ssh" forward sends an SSH-2.0 banner.
-func waitForwards(t *testing.T, ctx context.Context, forwards []vm.Forward, ssh bool) {
+func waitForwards(ctx context.Context, t *testing.T, forwards []vm.Forward, ssh bool) {
 	t.Helper()
 	for _, f := range forwards {
 		addr := net.JoinHostPort(f.HostIP, strconv.Itoa(f.HostPort))
