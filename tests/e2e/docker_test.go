@@ -170,6 +170,9 @@ docker run --rm devbundle/hello || exit 97`)
 func TestDockerInstall(t *testing.T) {
 	boxDir := os.Getenv(envNoDockerDir)
 	if boxDir == "" {
+		if testbox.InCI() {
+			t.Fatalf("%s is not set in CI; tests/run.sh sets it with tests/box/cached.sh --no-docker", envNoDockerDir)
+		}
 		t.Skipf("%s is not set; build the box with: %s=$(tests/box/cached.sh --no-docker)", envNoDockerDir, envNoDockerDir)
 	}
 	testbox.Connect(t)
