@@ -19,6 +19,14 @@ import (
 // decides the accelerator, makes the machine's overlay volumes, picks
 // host ports for the forwards and defines the domain, without starting
 // it.
+//
+// In user mode (the default) Created.Forwards carry host ports on
+// 127.0.0.1, picked free now. In network mode nothing is forwarded:
+// Created.Forwards are the spec's, host ports 0, and the guest ports are
+// reached at Address. Spec.ConsoleLog is not used: QEMU's user could not
+// write into the machine's folder, so the log goes into the pool folder
+// (Created.ConsoleLog; read it with ReadConsole). Spec.Dir is not used
+// either: everything libvirt needs lives in the pool.
 func (p *Provider) Create(ctx context.Context, spec vm.Spec) (vm.Created, error) {
 	defer p.watch(ctx)()
 	if err := validateSpec(spec); err != nil {
@@ -41,10 +49,11 @@ func (p *Provider) Create(ctx context.Context, spec vm.Spec) (vm.Created, error)
 	}
 	var bases []baseImage
 	for _, disk := range spec.Disks {
-		b, err := p.ensureBase(ctx, pl, disk)
+		b, unlock, err := p.ensureBase(ctx, pl, disk)
 		if err != nil {
 			return vm.Created{}, err
 		}
+		defer unlock()
 		bases = append(bases, b)
 	}
 	caps, err := p.capabilities()

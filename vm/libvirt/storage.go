@@ -252,8 +252,23 @@ func imageInfo(file, format string) (size, virtualSize uint64, err error) {
 }
 
 // ensureBase makes sure the box image of disk is in the pool, uploading
-// it when it is not (or only partly) there.
-func (p *Provider) ensureBase(ctx context.Context, pl pool, disk vm.Disk) (baseImage, error) {
+// it when it is not (or only partly) there. It returns holding the base's
+// lock, so that RemoveBaseImage cannot delete the base before the caller
+// has backed an overlay onto it; the caller calls unlock.
+func (p *Provider) ensureBase(ctx context.Context, pl pool, disk vm.Disk) (b baseImage, unlock func(), err error) {
+	unlock, err = p.lock(ctx, baseVolumeName(disk.Key))
+	if err != nil {
+		return baseImage{}, nil, err
+	}
+	b, err = p.ensureBaseLocked(ctx, pl, disk)
+	if err != nil {
+		unlock()
+		return baseImage{}, nil, err
+	}
+	return b, unlock, nil
+}
+
+func (p *Provider) ensureBaseLocked(ctx context.Context, pl pool, disk vm.Disk) (baseImage, error) {
 	format := disk.Format
 	if format == "" {
 		format = "qcow2"
@@ -267,11 +282,6 @@ func (p *Provider) ensureBase(ctx context.Context, pl pool, disk vm.Disk) (baseI
 	}
 	name := baseVolumeName(disk.Key)
 	b := baseImage{name: name, path: path.Join(pl.path, name), format: format, virtualSize: vsize}
-	unlock, err := p.lock(ctx, name)
-	if err != nil {
-		return baseImage{}, err
-	}
-	defer unlock()
 	if err := p.l.StoragePoolRefresh(pl.ref, 0); err != nil {
 		return baseImage{}, fmt.Errorf("refresh storage pool %q: %w", pl.ref.Name, err)
 	}
