@@ -66,3 +66,10 @@ func (m *Machine) Forward(name string) (Forward, bool) {
 	}
 	return Forward{}, false
 }
+
+// Reachable reports whether the machine can be logged in to with its own
+// key: true once the first `up` replaced the box's insecure key, even if a
+// later step of that `up` (a service) failed.
+func (m *Machine) Reachable() bool {
+	return m.Phase == PhaseReady || m.SSH.KeyReplaced
+}

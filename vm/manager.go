@@ -136,7 +136,7 @@ func (mgr *Manager) Connect(ctx context.Context, name string) (*sshc.Client, *Ma
 	if err != nil {
 		return nil, nil, err
 	}
-	if m.Phase != PhaseReady {
+	if !m.Reachable() {
 		return nil, nil, dberr.NotRunning(name)
 	}
 	addr, err := sshAddr(m)

@@ -25,7 +25,7 @@ address in libvirt network mode, 127.0.0.1 (forwarded ports) in user mode.`,
 				return err
 			}
 			m, err := vm.Store{Root: p.Machines()}.Load(f.Machine)
-			if err != nil || m.Phase != vm.PhaseReady {
+			if err != nil || !m.Reachable() {
 				return dberr.NotRunning(f.Machine)
 			}
 			ip := m.Address

@@ -192,7 +192,7 @@ machine with its own key and pinned host key:
 			}
 			store := vm.Store{Root: p.Machines()}
 			m, err := store.Load(f.Machine)
-			if errors.Is(err, fs.ErrNotExist) || (err == nil && m.Phase != vm.PhaseReady) {
+			if errors.Is(err, fs.ErrNotExist) || (err == nil && !m.Reachable()) {
 				return dberr.NotRunning(f.Machine)
 			}
 			if err != nil {

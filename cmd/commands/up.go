@@ -93,7 +93,7 @@ Settings come from devbundle.yaml and the user config; flags override them.`,
 				Ports:   ports,
 				Provision: services.Provision(services.ProvisionOptions{
 					Registry: reg, Names: cfg.Services, MachineDir: mgr.Store.Dir(f.Machine),
-					Proxy: cfg.Proxy.URL, IO: f.IOStreams,
+					Proxy: cfg.ProxyURL(), IO: f.IOStreams,
 				}),
 			})
 			if err != nil {

@@ -67,6 +67,23 @@ type Proxy struct {
 	Password string `yaml:"password" json:"-"`
 }
 
+// ProxyURL returns the proxy URL with User and Password in it, or "".
+func (c *Config) ProxyURL() string {
+	if c.Proxy.URL == "" {
+		return ""
+	}
+	u, err := url.Parse(c.Proxy.URL)
+	if err != nil || c.Proxy.User == "" {
+		return c.Proxy.URL
+	}
+	if c.Proxy.Password != "" {
+		u.User = url.UserPassword(c.Proxy.User, c.Proxy.Password)
+	} else {
+		u.User = url.User(c.Proxy.User)
+	}
+	return u.String()
+}
+
 // Libvirt holds the libvirt provider's settings.
 type Libvirt struct {
 	// URI is the libvirt connection URI, such as qemu:///system,

@@ -139,3 +139,17 @@ func FuzzDecode(f *testing.F) {
 		_ = cfg.Validate()
 	})
 }
+
+func TestProxyURL(t *testing.T) {
+	c := &Config{Proxy: Proxy{URL: "http://proxy.local:3128", User: "me", Password: "p@ss:w/rd"}}
+	if got := c.ProxyURL(); got != "http://me:p%40ss%3Aw%2Frd@proxy.local:3128" {
+		t.Errorf("ProxyURL = %q", got)
+	}
+	c.Proxy.Password = ""
+	if got := c.ProxyURL(); got != "http://me@proxy.local:3128" {
+		t.Errorf("ProxyURL without password = %q", got)
+	}
+	if (&Config{}).ProxyURL() != "" {
+		t.Errorf("no proxy must give empty")
+	}
+}
