@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -102,11 +103,82 @@ func imageOf(b boxes.Box) (BoxImage, error) {
 		img.Disks = append(img.Disks, Disk{
 			Path:   path,
 			Format: format,
-			Key:    fmt.Sprintf("%s/%s/%s/%s/%s@%s", b.Name, b.Version, b.Architecture, b.Provider, filepath.Base(path), b.Source.Checksum),
+			Key:    diskKey(b, filepath.Base(path)),
 		})
 	}
 	if len(img.Disks) == 0 && img.OVF == "" {
 		return BoxImage{}, fmt.Errorf("box %s has no disk image; remove it with \"devbundle box remove %s --box-version %s\" and add it again", b, b.Name, b.Version)
 	}
 	return img, nil
+}
+
+// BaseImageRemover is implemented by providers that keep an uploaded copy
+// of each box disk (libvirt's storage pool).
+type BaseImageRemover interface {
+	RemoveBaseImage(ctx context.Context, key string) error
+}
+
+// ForgetBox removes the provider's uploaded copies of a box's disks, once
+// the box has left the store. A copy still backing a machine's disk is
+// kept (the provider refuses), and so the error is only worth a warning.
+func ForgetBox(ctx context.Context, p Provider, b boxes.Box) error {
+	r, ok := p.(BaseImageRemover)
+	if !ok {
+		return nil
+	}
+	var errs []error
+	for _, d := range diskKeys(b) {
+		if err := r.RemoveBaseImage(ctx, d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// diskKeys are the keys imageOf gives a box's disks; the box's files may
+// already be gone, so they are derived from its metadata.
+func diskKeys(b boxes.Box) []string {
+	files := []string{"box.img"}
+	if len(b.Metadata.Disks) > 0 {
+		files = nil
+		for _, d := range b.Metadata.Disks {
+			files = append(files, d.Path)
+		}
+	}
+	var keys []string
+	for _, f := range files {
+		keys = append(keys, diskKey(b, filepath.Base(f)))
+	}
+	return keys
+}
+
+// diskKey identifies one disk of a box across machines and providers.
+func diskKey(b boxes.Box, file string) string {
+	return fmt.Sprintf("%s/%s/%s/%s/%s@%s", b.Name, b.Version, b.Architecture, b.Provider, file, b.Source.Checksum)
+}
+
+// ForgetBoxes removes the uploaded copies of removed boxes from each
+// provider that keeps them, reporting what could not be removed through
+// warn. A provider that cannot be reached has nothing to remove here.
+func (mgr *Manager) ForgetBoxes(ctx context.Context, removed []boxes.Box, warn func(string)) {
+	byProvider := map[string][]boxes.Box{}
+	for _, b := range removed {
+		byProvider[b.Provider] = append(byProvider[b.Provider], b)
+	}
+	for name, list := range byProvider {
+		if name != "libvirt" {
+			continue
+		}
+		p, err := mgr.Provider(ctx, name)
+		if err != nil {
+			mgr.IO.Debugf("not removing uploaded box images from %s: %v", name, err)
+			continue
+		}
+		for _, b := range list {
+			if err := ForgetBox(ctx, p, b); err != nil {
+				warn(fmt.Sprintf("box %s: %v", b, err))
+			}
+		}
+		_ = p.Close()
+	}
 }

@@ -184,6 +184,7 @@ func NewCmdBoxRemove(f *cmdutil.Factory) *cobra.Command {
 			for _, b := range removed {
 				f.IOStreams.Infof("removed box %s", b)
 			}
+			forgetBoxes(cmd, f, removed)
 			return nil
 		},
 	}
@@ -255,6 +256,8 @@ func NewCmdBoxPrune(f *cmdutil.Factory) *cobra.Command {
 			verb := "removed"
 			if opts.DryRun {
 				verb = "would remove"
+			} else {
+				forgetBoxes(cmd, f, removed)
 			}
 			for _, b := range removed {
 				fmt.Fprintf(f.IOStreams.Out, "%s %s\n", verb, b)
@@ -267,4 +270,22 @@ func NewCmdBoxPrune(f *cmdutil.Factory) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "only say what would be removed")
 	return cmd
+}
+
+// forgetBoxes removes the hypervisor's uploaded copies of removed boxes.
+func forgetBoxes(cmd *cobra.Command, f *cmdutil.Factory, removed []boxes.Box) {
+	if len(removed) == 0 {
+		return
+	}
+	cfg, err := f.FinishedConfig(nil)
+	if err != nil {
+		f.IOStreams.Debugf("not removing uploaded box images: %v", err)
+		return
+	}
+	mgr, err := f.Manager(cfg)
+	if err != nil {
+		f.IOStreams.Debugf("not removing uploaded box images: %v", err)
+		return
+	}
+	mgr.ForgetBoxes(cmd.Context(), removed, func(msg string) { f.IOStreams.Warnf("%s", msg) })
 }

@@ -173,6 +173,31 @@ func TestUpLifecycle(t *testing.T) {
 	if st := c.statusJSON(upMachine); st["state"] != "not created" {
 		t.Errorf("status after destroy: %v", st)
 	}
+
+	// 8. Removing the box removes its uploaded copy from the pool.
+	before := baseVolumes(t, lv)
+	c.must(time.Minute, "box", "remove", testbox.BoxName)
+	if after := baseVolumes(t, lv); len(after) >= len(before) {
+		t.Errorf("box remove left the pool's base volumes as they were: %v", after)
+	}
+}
+
+func baseVolumes(t *testing.T, lv *libvirt.Libvirt) []string {
+	pool, err := lv.StoragePoolLookupByName("devbundle")
+	if err != nil {
+		return nil
+	}
+	vols, _, err := lv.StoragePoolListAllVolumes(pool, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, v := range vols {
+		if strings.HasPrefix(v.Name, "devbundle-base-") {
+			out = append(out, v.Name)
+		}
+	}
+	return out
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
