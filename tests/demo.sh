@@ -38,6 +38,9 @@ export DEVBUNDLE_INSECURE_KEY_FILE="$box/insecure_key"
 $db -m "$machine" up --box devbundle/devbox --memory 1024 --services docker
 $db -m "$machine" status
 
+# The local box imports its devbundle/hello image on first boot; wait for it.
+$db -m "$machine" ssh -- sudo systemctl start devbundle-hello.service
+
 step "docker through devbundle env"
 eval "$($db -m "$machine" env docker)"
 env | grep '^DOCKER_' >&2
