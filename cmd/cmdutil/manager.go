@@ -90,3 +90,17 @@ func (f *Factory) BoxAddDefaults(p paths.Paths) boxes.AddOptions {
 		Server:      f.Getenv("VAGRANT_SERVER_URL"),
 	}
 }
+
+// ConfiguredManager loads the config with no flag overrides and returns the
+// machine manager built from it.
+func (f *Factory) ConfiguredManager() (*vm.Manager, *config.Config, error) {
+	cfg, err := f.FinishedConfig(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	mgr, err := f.Manager(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mgr, cfg, nil
+}

@@ -277,12 +277,7 @@ func forgetBoxes(cmd *cobra.Command, f *cmdutil.Factory, removed []boxes.Box) {
 	if len(removed) == 0 {
 		return
 	}
-	cfg, err := f.FinishedConfig(nil)
-	if err != nil {
-		f.IOStreams.Debugf("not removing uploaded box images: %v", err)
-		return
-	}
-	mgr, err := f.Manager(cfg)
+	mgr, _, err := f.ConfiguredManager()
 	if err != nil {
 		f.IOStreams.Debugf("not removing uploaded box images: %v", err)
 		return

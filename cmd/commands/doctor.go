@@ -20,11 +20,7 @@ func NewCmdDoctor(f *cmdutil.Factory) *cobra.Command {
 		Long:  "Check the hypervisor, hardware acceleration, free disk space and VBoxManage. Exits 1 when a check fails.",
 		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := f.FinishedConfig(nil)
-			if err != nil {
-				return err
-			}
-			mgr, err := f.Manager(cfg)
+			mgr, cfg, err := f.ConfiguredManager()
 			if err != nil {
 				return err
 			}

@@ -53,11 +53,7 @@ func NewCmdBoxVersion(f *cmdutil.Factory) *cobra.Command {
 		Short: "Print the running box's variant and version (from its /etc/os-release)",
 		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := f.FinishedConfig(nil)
-			if err != nil {
-				return err
-			}
-			mgr, err := f.Manager(cfg)
+			mgr, _, err := f.ConfiguredManager()
 			if err != nil {
 				return err
 			}

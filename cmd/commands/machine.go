@@ -26,11 +26,7 @@ func NewCmdStatus(f *cmdutil.Factory) *cobra.Command {
 		Long:  "Show the machine's state. It exits 0 whatever the state: not created, halted or running.",
 		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := f.FinishedConfig(nil)
-			if err != nil {
-				return err
-			}
-			mgr, err := f.Manager(cfg)
+			mgr, _, err := f.ConfiguredManager()
 			if err != nil {
 				return err
 			}
@@ -77,11 +73,7 @@ func NewCmdHalt(f *cmdutil.Factory) *cobra.Command {
 		Short: "Shut the machine down (ACPI, then power off after a deadline)",
 		Args:  cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := f.FinishedConfig(nil)
-			if err != nil {
-				return err
-			}
-			mgr, err := f.Manager(cfg)
+			mgr, _, err := f.ConfiguredManager()
 			if err != nil {
 				return err
 			}
@@ -115,11 +107,7 @@ The box stays. On a terminal it asks first; without a terminal it needs --force.
 					return nil
 				}
 			}
-			cfg, err := f.FinishedConfig(nil)
-			if err != nil {
-				return err
-			}
-			mgr, err := f.Manager(cfg)
+			mgr, _, err := f.ConfiguredManager()
 			if err != nil {
 				return err
 			}
@@ -140,11 +128,7 @@ and exit with its exit code:
 
   devbundle ssh -- uname -a`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := f.FinishedConfig(nil)
-			if err != nil {
-				return err
-			}
-			mgr, err := f.Manager(cfg)
+			mgr, _, err := f.ConfiguredManager()
 			if err != nil {
 				return err
 			}

@@ -26,11 +26,7 @@ func NewCmdService(f *cmdutil.Factory) *cobra.Command {
 
 // serviceTarget logs in to the running machine.
 func serviceTarget(cmd *cobra.Command, f *cmdutil.Factory) (services.Target, func(), error) {
-	cfg, err := f.FinishedConfig(nil)
-	if err != nil {
-		return services.Target{}, nil, err
-	}
-	mgr, err := f.Manager(cfg)
+	mgr, _, err := f.ConfiguredManager()
 	if err != nil {
 		return services.Target{}, nil, err
 	}
