@@ -9,6 +9,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/devbundle/devbundle/internal/iox"
 )
 
 // copyBufferSize is the size of the buffer file contents are copied with.
@@ -131,7 +133,7 @@ func (x *extractor) file(entry, local string, mode fs.FileMode, r io.Reader) err
 			return err
 		}
 		buf := x.writer.buffer()
-		n, err := fill(r, buf)
+		n, err := iox.Fill(r, buf)
 		if n > 0 {
 			x.writer.write(f, entry, buf[:n])
 		} else {
@@ -144,19 +146,6 @@ func (x *extractor) file(entry, local string, mode fs.FileMode, r io.Reader) err
 			return x.wrap(entry, err)
 		}
 	}
-}
-
-// fill reads into p until it is full or r fails; a clean end is io.EOF.
-func fill(r io.Reader, p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		m, err := r.Read(p[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 func (x *extractor) symlink(entry, clean, local, target string) error {

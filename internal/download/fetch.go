@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/devbundle/devbundle/internal/atomicfile"
+	"github.com/devbundle/devbundle/internal/iox"
 )
 
 // Progress receives download progress. The CLI adapts it to a progress bar
@@ -433,7 +434,7 @@ func (f *fetcher) attempt(ctx context.Context) error {
 
 	f.begin(f.total)
 	for {
-		n, rerr := readChunk(body, f.buf)
+		n, rerr := iox.Fill(body, f.buf)
 		if n > 0 {
 			// A slow sink is not a stalled connection: pause the timer.
 			stall.Stop()
@@ -654,21 +655,6 @@ func parseContentRange(s string) (start, end, total int64, ok bool) {
 		return 0, 0, 0, false
 	}
 	return start, end, total, true
-}
-
-// readChunk fills p from r, returning early only on an error; a clean end
-// of the stream is io.EOF (unlike io.ReadFull, which would blur a truncated
-// body with a short last chunk).
-func readChunk(r io.Reader, p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		m, err := r.Read(p[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // stallReader pushes the stall timer back on every read that returns data.

@@ -183,21 +183,7 @@ func TestUpLifecycle(t *testing.T) {
 }
 
 func baseVolumes(t *testing.T, lv *libvirt.Libvirt) []string {
-	pool, err := lv.StoragePoolLookupByName("devbundle")
-	if err != nil {
-		return nil
-	}
-	vols, _, err := lv.StoragePoolListAllVolumes(pool, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, v := range vols {
-		if strings.HasPrefix(v.Name, "devbundle-base-") {
-			out = append(out, v.Name)
-		}
-	}
-	return out
+	return poolVolumes(t, lv, "devbundle-base-")
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
@@ -284,6 +270,12 @@ func newHostKey(t *testing.T, typ string) ssh.PublicKey {
 }
 
 func machineVolumes(t *testing.T, lv *libvirt.Libvirt, machine string) []string {
+	return poolVolumes(t, lv, "devbundle-"+machine+"-")
+}
+
+// poolVolumes lists the volumes of devbundle's pool whose names start with
+// prefix.
+func poolVolumes(t *testing.T, lv *libvirt.Libvirt, prefix string) []string {
 	pool, err := lv.StoragePoolLookupByName("devbundle")
 	if err != nil {
 		return nil
@@ -292,11 +284,11 @@ func machineVolumes(t *testing.T, lv *libvirt.Libvirt, machine string) []string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mine []string
+	var out []string
 	for _, v := range vols {
-		if strings.HasPrefix(v.Name, "devbundle-"+machine+"-") {
-			mine = append(mine, v.Name)
+		if strings.HasPrefix(v.Name, prefix) {
+			out = append(out, v.Name)
 		}
 	}
-	return mine
+	return out
 }
