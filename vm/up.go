@@ -3,7 +3,6 @@ package vm
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -81,6 +80,11 @@ func (mgr *Manager) Up(ctx context.Context, opts UpOptions) (*Machine, error) {
 		return nil, fmt.Errorf("machine %q is recorded but its VM is gone from %s; run \"devbundle destroy -m %s\" then \"devbundle up\"", m.Name, m.Provider, m.Name)
 	case StateRunning:
 		mgr.IO.Infof("machine %q is already running", m.Name)
+		if missing := missingForwards(m, opts.Ports); len(missing) > 0 && m.Network != "network" {
+			return nil, dberr.WithHint(
+				fmt.Errorf("machine %q runs without the forwarded port(s) %s that the services now need; forwards change only while it is halted", m.Name, strings.Join(missing, ", ")),
+				fmt.Sprintf("run \"devbundle halt -m %s\" and then \"devbundle up\" again", m.Name))
+		}
 	default:
 		if err := mgr.reconcileForwards(ctx, p, m, opts); err != nil {
 			return nil, err
@@ -188,17 +192,24 @@ func wantedForwards(ports []Forward) []Forward {
 	return out
 }
 
+// missingForwards names the wanted forwards the machine lacks.
+func missingForwards(m *Machine, ports []Forward) []string {
+	var missing []string
+	for _, w := range wantedForwards(ports) {
+		if f, ok := m.Forward(w.Name); !ok || f.GuestPort != w.GuestPort {
+			missing = append(missing, fmt.Sprintf("%s (guest port %d)", w.Name, w.GuestPort))
+		}
+	}
+	return missing
+}
+
 // reconcileForwards makes a halted machine's forwards match what the
 // services now need, before it starts.
 func (mgr *Manager) reconcileForwards(ctx context.Context, p Provider, m *Machine, opts UpOptions) error {
-	want := wantedForwards(opts.Ports)
-	missing := slices.ContainsFunc(want, func(w Forward) bool {
-		f, ok := m.Forward(w.Name)
-		return !ok || f.GuestPort != w.GuestPort
-	})
-	if !missing {
+	if len(missingForwards(m, opts.Ports)) == 0 {
 		return nil
 	}
+	want := wantedForwards(opts.Ports)
 	r, ok := p.(ForwardReconciler)
 	if !ok {
 		return fmt.Errorf("machine %q needs new forwarded ports and provider %q cannot add them; destroy and recreate it", m.Name, p.Name())
