@@ -75,7 +75,7 @@ type Manager struct {
 func (mgr *Manager) load(name string) (*Machine, error) {
 	m, err := mgr.Store.Load(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, dberr.WithHint(dberr.NotRunning(name), fmt.Sprintf("machine %q has not been created; run \"devbundle up -m %s\"", name, name))
+		return nil, notCreated(name)
 	}
 	return m, err
 }
@@ -132,12 +132,9 @@ func sshAddr(m *Machine) (string, error) {
 // Connect logs in to a running machine with its own key, checking the
 // pinned host key. A machine that is not running gives ErrMachineNotRunning.
 func (mgr *Manager) Connect(ctx context.Context, name string) (*sshc.Client, *Machine, error) {
-	m, err := mgr.load(name)
+	m, err := mgr.Store.LoadReachable(name)
 	if err != nil {
 		return nil, nil, err
-	}
-	if !m.Reachable() {
-		return nil, nil, dberr.NotRunning(name)
 	}
 	addr, err := sshAddr(m)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sort"
 
 	"github.com/devbundle/devbundle/internal/atomicfile"
+	"github.com/devbundle/devbundle/internal/dberr"
 	"github.com/devbundle/devbundle/internal/filelock"
 )
 
@@ -165,4 +166,29 @@ func (s Store) UsesBox(name, version, provider string) ([]string, error) {
 		}
 	}
 	return users, nil
+}
+
+// LoadReachable reads the state of a machine the commands that act on a
+// running machine can use: one that exists and whose first `up` replaced
+// the box's key. Otherwise the error is the standard "not running" one
+// (exit 3). It reads local state only; whether the VM still runs is for
+// the caller to find out.
+func (s Store) LoadReachable(name string) (*Machine, error) {
+	m, err := s.Load(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, notCreated(name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !m.Reachable() {
+		return nil, dberr.NotRunning(name)
+	}
+	return m, nil
+}
+
+// notCreated is the error for a machine with no state: exit 3, with the
+// command that creates it.
+func notCreated(name string) error {
+	return dberr.WithHint(dberr.NotRunning(name), fmt.Sprintf("machine %q has not been created; run \"devbundle up -m %s\"", name, name))
 }

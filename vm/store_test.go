@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/devbundle/devbundle/internal/dberr"
 )
 
 func TestSaveLoadRoundTrip(t *testing.T) {
@@ -118,5 +120,24 @@ func TestListSkipsFoldersWithoutState(t *testing.T) {
 	}
 	if len(list) != 2 || list[0].Name != "a" || list[1].Name != "b" {
 		t.Errorf("List = %v", list)
+	}
+}
+
+func TestLoadReachable(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	for _, m := range []*Machine{
+		{Name: "fresh", Phase: PhaseCreated},
+		{Name: "keyed", Phase: PhaseCreated, SSH: SSHInfo{KeyReplaced: true}},
+		{Name: "ready", Phase: PhaseReady},
+	} {
+		if err := s.Save(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]int{"missing": 3, "fresh": 3, "keyed": 0, "ready": 0} {
+		_, err := s.LoadReachable(name)
+		if got := dberr.ExitCode(err); got != want {
+			t.Errorf("%s: exit %d (%v), want %d", name, got, err, want)
+		}
 	}
 }

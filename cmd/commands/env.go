@@ -1,9 +1,6 @@
 package commands
 
 import (
-	"errors"
-	"io/fs"
-
 	"github.com/spf13/cobra"
 
 	"github.com/devbundle/devbundle/cmd/cmdutil"
@@ -60,10 +57,7 @@ stderr, so the output is always safe to evaluate.`,
 				return err
 			}
 			store := vm.Store{Root: p.Machines()}
-			m, err := store.Load(f.Machine)
-			if errors.Is(err, fs.ErrNotExist) || (err == nil && m.Phase != vm.PhaseReady) {
-				return dberr.NotRunning(f.Machine)
-			}
+			m, err := store.LoadReachable(f.Machine)
 			if err != nil {
 				return err
 			}

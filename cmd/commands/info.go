@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/devbundle/devbundle/cmd/cmdutil"
-	"github.com/devbundle/devbundle/internal/dberr"
 	"github.com/devbundle/devbundle/vm"
 )
 
@@ -24,9 +23,9 @@ address in libvirt network mode, 127.0.0.1 (forwarded ports) in user mode.`,
 			if err != nil {
 				return err
 			}
-			m, err := vm.Store{Root: p.Machines()}.Load(f.Machine)
-			if err != nil || !m.Reachable() {
-				return dberr.NotRunning(f.Machine)
+			m, err := vm.Store{Root: p.Machines()}.LoadReachable(f.Machine)
+			if err != nil {
+				return err
 			}
 			ip := m.Address
 			if ip == "" {

@@ -2,9 +2,7 @@ package commands
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -175,10 +173,7 @@ machine with its own key and pinned host key:
 				return err
 			}
 			store := vm.Store{Root: p.Machines()}
-			m, err := store.Load(f.Machine)
-			if errors.Is(err, fs.ErrNotExist) || (err == nil && !m.Reachable()) {
-				return dberr.NotRunning(f.Machine)
-			}
+			m, err := store.LoadReachable(f.Machine)
 			if err != nil {
 				return err
 			}
