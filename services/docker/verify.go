@@ -74,12 +74,7 @@ func verifyAPI(ctx context.Context, files tlsFiles, host string, port int, timeo
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	url := "https://" + addr + "/version"
-	client := &http.Client{Transport: &http.Transport{
-		Proxy:             nil, // never through the user's proxy
-		TLSClientConfig:   cfg,
-		DisableKeepAlives: true,
-		DialContext:       (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-	}}
+	client := apiClient(cfg)
 	defer client.CloseIdleConnections()
 
 	outer := ctx
