@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/devbundle/devbundle/internal/diskfree"
+	"github.com/devbundle/devbundle/vm/virtualbox/vboxpath"
 )
 
 // Check results.
@@ -89,48 +90,49 @@ func Doctor(ctx context.Context, opts DoctorOptions) []CheckResult {
 	}
 	out = append(out, r)
 
-	vb := CheckResult{Name: "VBoxManage"}
-	if path, err := findVBoxManage(opts.Getenv); err == nil {
-		vb.Status, vb.Detail = CheckOK, path
-		if v, err := exec.CommandContext(ctx, path, "--version").Output(); err == nil {
-			vb.Detail += " (VirtualBox " + strings.TrimSpace(string(v)) + ")"
-		}
-	} else {
-		vb.Status, vb.Detail = CheckWarn, "not found"
-		vb.Fix = "install VirtualBox to use --provider virtualbox (or set VBOX_INSTALL_PATH)"
-		if opts.Provider == "virtualbox" {
-			vb.Status = CheckFail
-		}
-	}
-	out = append(out, vb)
+	out = append(out, checkVBoxManage(ctx, opts))
 	return out
 }
 
-// findVBoxManage looks where VirtualBox installs put VBoxManage.
-func findVBoxManage(getenv func(string) string) (string, error) {
-	name := "VBoxManage"
-	if runtime.GOOS == "windows" {
-		name += ".exe"
+// checkVBoxManage reports the VBoxManage found and its version, or what
+// to install. Missing is a failure only when VirtualBox is the provider.
+func checkVBoxManage(ctx context.Context, opts DoctorOptions) CheckResult {
+	r := CheckResult{Name: "VBoxManage"}
+	path, err := vboxpath.Find(vboxpath.FindOptions{Getenv: opts.Getenv})
+	if err != nil {
+		r.Status, r.Detail = CheckWarn, "not found"
+		r.Fix = fmt.Sprintf("install VirtualBox 7 from %s to use --provider virtualbox, or set %s to the folder holding VBoxManage", vboxpath.DownloadURL, vboxpath.EnvInstallPath)
+		if opts.Provider == "virtualbox" {
+			r.Status = CheckFail
+		}
+		return r
 	}
-	var dirs []string
-	for _, env := range []string{"VBOX_INSTALL_PATH", "VBOX_MSI_INSTALL_PATH"} {
-		for _, d := range filepath.SplitList(getenv(env)) {
-			if d != "" {
-				dirs = append(dirs, d)
-			}
+	vctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := vboxpath.ReadVersion(vctx, path)
+	if err != nil {
+		r.Status, r.Detail = CheckWarn, fmt.Sprintf("%s does not tell its version: %v", path, err)
+		r.Fix = "reinstall VirtualBox 7 from " + vboxpath.DownloadURL
+		if opts.Provider == "virtualbox" {
+			r.Status = CheckFail
+		}
+		return r
+	}
+	r.Status, r.Detail = CheckOK, fmt.Sprintf("%s (VirtualBox %s)", path, v)
+	if !v.AtLeast(6, 1) {
+		r.Status, r.Fix = CheckFail, "devbundle needs VirtualBox 6.1 or newer; install VirtualBox 7 from "+vboxpath.DownloadURL
+		if opts.Provider != "virtualbox" {
+			r.Status = CheckWarn
 		}
 	}
-	switch runtime.GOOS {
-	case "windows":
-		dirs = append(dirs, `C:\Program Files\Oracle\VirtualBox`)
-	case "darwin":
-		dirs = append(dirs, "/Applications/VirtualBox.app/Contents/MacOS", "/usr/local/bin")
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
+	if len(v.Warnings) > 0 {
+		r.Detail += "; it warns: " + strings.Join(v.Warnings, " ")
+		if r.Status == CheckOK {
+			r.Status = CheckWarn
+		}
+		if r.Fix == "" {
+			r.Fix = "follow VBoxManage's warning (on Linux: load the vboxdrv kernel module, e.g. sudo /sbin/vboxconfig)"
 		}
 	}
-	return exec.LookPath(name)
+	return r
 }

@@ -9,6 +9,11 @@
 // (when the provider implements vm.ForwardReconciler), start again, forced
 // halt, destroy, destroy again. It boots twice: each boot under software
 // emulation costs 15 s or more.
+//
+// With Options.NoGuest the same lifecycle runs against a provider whose
+// VMs never run a guest (a fake hypervisor tool): every check that needs
+// one (forwards answering, the SSH banner, AfterBoot) is skipped, and
+// each skip is logged with what was skipped and why.
 package providertest
 
 import (
@@ -37,6 +42,11 @@ type Options struct {
 	// AfterBoot, when set, is called while the first machine runs and
 	// answers (the provider's own checks: console log, definition).
 	AfterBoot func(t *testing.T, p vm.Provider, m *vm.Machine)
+	// NoGuest says the provider's VMs never boot a guest (it drives a
+	// fake of its hypervisor's tool): the lifecycle and every state are
+	// still checked, but the checks that need a guest (forwards accepting
+	// TCP, the SSH banner, AfterBoot) are skipped and logged as skipped.
+	NoGuest bool
 }
 
 // SharedBase is implemented by providers that keep one copy of a box's
@@ -57,6 +67,9 @@ func Run(t *testing.T, newProvider func(t *testing.T) vm.Provider, spec func(t *
 	}
 	if opts.HaltTimeout <= 0 {
 		opts.HaltTimeout = 2 * time.Minute
+	}
+	if opts.NoGuest {
+		t.Logf("NoGuest: the %s skipped below need a guest that answers; this provider's VMs boot none", guestChecks(opts))
 	}
 	p := newProvider(t)
 	t.Cleanup(func() {
@@ -174,9 +187,12 @@ func Run(t *testing.T, newProvider func(t *testing.T) vm.Provider, spec func(t *
 	if err := p.Start(ctx(time.Minute), a); err != nil {
 		t.Fatalf("Start(%q) of a running machine: %v", a.Name, err)
 	}
-	waitForwards(ctx(opts.BootTimeout), t, a.Forwards, opts.SSH)
+	waitGuest(ctx(opts.BootTimeout), t, a.Forwards, opts)
 	done()
-	if opts.AfterBoot != nil {
+	switch {
+	case opts.AfterBoot != nil && opts.NoGuest:
+		t.Logf("SKIPPED (NoGuest): AfterBoot for %q: it expects a running guest", a.Name)
+	case opts.AfterBoot != nil:
 		opts.AfterBoot(t, p, a)
 	}
 	done = step("halt " + a.Name)
@@ -220,7 +236,7 @@ func Run(t *testing.T, newProvider func(t *testing.T) vm.Provider, spec func(t *
 	}
 	wantState(a, vm.StateRunning)
 	if checkForwards {
-		waitForwards(ctx(opts.BootTimeout), t, a.Forwards, opts.SSH)
+		waitGuest(ctx(opts.BootTimeout), t, a.Forwards, opts)
 	}
 	done()
 	forceStart := time.Now()
@@ -278,6 +294,35 @@ func checkCreated(t *testing.T, spec vm.Spec, c vm.Created) {
 			t.Errorf("forward %q has host port %d (zero, out of range or taken twice)", f.Name, f.HostPort)
 		}
 		seen[f.HostPort] = true
+	}
+}
+
+// guestChecks names the checks NoGuest skips.
+func guestChecks(opts Options) string {
+	s := "checks that forwards accept TCP on 127.0.0.1"
+	if opts.SSH {
+		s += ", that the \"ssh\" forward sends an SSH-2.0 banner"
+	}
+	if opts.AfterBoot != nil {
+		s += " and AfterBoot"
+	}
+	return s
+}
+
+// waitGuest waits for the forwards (waitForwards) or, with NoGuest, logs
+// that it did not.
+func waitGuest(ctx context.Context, t *testing.T, forwards []vm.Forward, opts Options) {
+	t.Helper()
+	if !opts.NoGuest {
+		waitForwards(ctx, t, forwards, opts.SSH)
+		return
+	}
+	for _, f := range forwards {
+		what := "accepting TCP"
+		if f.Name == "ssh" && opts.SSH {
+			what = "sending an SSH-2.0 banner"
+		}
+		t.Logf("SKIPPED (NoGuest): forward %q (%s:%d -> guest port %d) %s: no guest runs behind it", f.Name, f.HostIP, f.HostPort, f.GuestPort, what)
 	}
 }
 

@@ -92,6 +92,10 @@ func (f *fakeProvider) Start(_ context.Context, m *vm.Machine) error {
 	if err != nil || v.state == vm.StateRunning {
 		return err
 	}
+	if f.broken == "noguest" {
+		v.state = vm.StateRunning // nothing listens: no guest
+		return nil
+	}
 	for _, fw := range v.forwards {
 		l, err := net.Listen("tcp", net.JoinHostPort(fw.HostIP, strconv.Itoa(fw.HostPort)))
 		if err != nil {
@@ -223,14 +227,50 @@ func TestRunFailsBrokenProviders(t *testing.T) {
 	}
 }
 
+// A provider whose VMs run no guest fails the full suite but passes with
+// NoGuest, which names every check it skipped.
+func TestRunNoGuestSkipsVisibly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs child processes")
+	}
+	run := func(noGuest string) (string, error) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenChild$", "-test.v")
+		cmd.Env = append(os.Environ(), "PROVIDERTEST_BROKEN=noguest", "PROVIDERTEST_NOGUEST="+noGuest)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("")
+	if err == nil || !strings.Contains(out, "never answered") {
+		t.Fatalf("the full suite passed a provider without guests (%v):\n%s", err, out)
+	}
+	out, err = run("1")
+	if err != nil {
+		t.Fatalf("with NoGuest the suite failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"NoGuest: the checks that forwards accept TCP on 127.0.0.1, that the \"ssh\" forward sends an SSH-2.0 banner skipped below",
+		`SKIPPED (NoGuest): forward "ssh"`,
+		`SKIPPED (NoGuest): forward "docker"`,
+		"sending an SSH-2.0 banner: no guest runs behind it",
+		"forced halt:", // the lifecycle itself still runs
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "SKIPPED (NoGuest)"); n != 4 {
+		t.Errorf("%d skip lines, want 4 (two forwards, two boots):\n%s", n, out)
+	}
+}
+
 func TestBrokenChild(t *testing.T) {
 	broken := os.Getenv("PROVIDERTEST_BROKEN")
 	if broken == "" {
 		t.Skip("child of TestRunFailsBrokenProviders")
 	}
 	f := newFake(broken)
-	opts := Options{SSH: true}
-	if broken == "nobanner" {
+	opts := Options{SSH: true, NoGuest: os.Getenv("PROVIDERTEST_NOGUEST") != ""}
+	if broken == "nobanner" || broken == "noguest" {
 		opts.BootTimeout = 3e9
 	}
 	Run(t, func(*testing.T) vm.Provider { return f }, fakeSpec, opts)
