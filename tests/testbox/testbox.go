@@ -90,12 +90,27 @@ func Dir(t testing.TB) string {
 
 func dir(t tb, ci bool, dir string) string {
 	t.Helper()
+	return checkDir(t, ci, EnvDir, dir, "", boxFiles)
+}
+
+// boxFiles are the files every build of tests/box/build.sh holds.
+var boxFiles = []string{ImageFile, BoxFile, CatalogFile, KeyFile, MetadataFile, Vagrantfile, PubKeyFile}
+
+// checkDir returns dir, the value of the environment variable env, after
+// checking it holds every one of files; otherwise the test ends (unavailable).
+// cachedArgs are the arguments of tests/box/cached.sh that build this box.
+func checkDir(t tb, ci bool, env, dir, cachedArgs string, files []string) string {
+	t.Helper()
 	if dir == "" {
-		unavailable(t, ci, EnvDir+" is not set")
+		reason := env + " is not set"
+		if cachedArgs != "" {
+			reason += fmt.Sprintf(" (%s=$(tests/box/cached.sh %s))", env, cachedArgs)
+		}
+		unavailable(t, ci, reason)
 		return ""
 	}
 	var problems []error
-	for _, name := range []string{ImageFile, BoxFile, CatalogFile, KeyFile, MetadataFile, Vagrantfile, PubKeyFile} {
+	for _, name := range files {
 		info, err := os.Stat(filepath.Join(dir, name))
 		switch {
 		case err != nil:
@@ -105,7 +120,7 @@ func dir(t tb, ci bool, dir string) string {
 		}
 	}
 	if len(problems) > 0 {
-		unavailable(t, ci, fmt.Sprintf("%s=%q is not a complete test box build: %v", EnvDir, dir, errors.Join(problems...)))
+		unavailable(t, ci, fmt.Sprintf("%s=%q is not a complete test box build: %v", env, dir, errors.Join(problems...)))
 		return ""
 	}
 	return dir
