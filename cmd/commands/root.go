@@ -58,6 +58,7 @@ your own docker, kubectl and oc need to use them:
 		NewCmdDoctor(f),
 		NewCmdEnv(f),
 		NewCmdService(f),
+		NewCmdInstallCLI(f),
 	)
 	return root
 }

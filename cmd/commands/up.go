@@ -36,6 +36,11 @@ Settings come from devbundle.yaml and the user config; flags override them.`,
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			flags := cmd.Flags()
+			if flags.Changed("services") {
+				if err := services.CheckExclusive(config.ParseServices(opts.Services)); err != nil {
+					return err
+				}
+			}
 			cfg, err := f.FinishedConfig(func(c *config.Config) {
 				if flags.Changed("box") {
 					c.Box = opts.Box
@@ -112,7 +117,7 @@ Settings come from devbundle.yaml and the user config; flags override them.`,
 	fl.IntVar(&opts.Memory, "memory", 0, "memory in MiB (default 2048)")
 	fl.IntVar(&opts.Disk, "disk", 0, "grow the disk to this many GiB (default: the box's size)")
 	fl.StringVar(&opts.Accel, "accel", "", "auto, kvm or tcg (software emulation)")
-	fl.StringVar(&opts.Services, "services", "", "services to enable, comma-separated: docker, kubernetes, openshift")
+	fl.StringVar(&opts.Services, "services", "", "services to enable, comma-separated: docker, kubernetes, openshift (kubernetes and openshift exclude each other)")
 	fl.BoolVar(&opts.Insecure, "insecure", false, "allow a box over plain HTTP with no checksum")
 	return cmd
 }

@@ -1,0 +1,76 @@
+package services
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/devbundle/devbundle/vm"
+)
+
+// hostFromUserMode is the host's loopback as a guest on user-mode
+// networking sees it (QEMU's slirp and VirtualBox's NAT both use it).
+const hostFromUserMode = "10.0.2.2"
+
+// GuestProxy returns the proxy as the guest must name it. A proxy on the
+// host's loopback is at 10.0.2.2 from a guest on user-mode networking; on
+// a routed network it cannot be reached at all, which the returned warning
+// says.
+func GuestProxy(m *vm.Machine, proxy string) (guest, warning string) {
+	if proxy == "" {
+		return "", ""
+	}
+	u, err := url.Parse(proxy)
+	if err != nil || u.Host == "" {
+		return proxy, ""
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return proxy, ""
+	}
+	if m.Network == vm.NetworkModeLibvirt {
+		return proxy, "the proxy " + u.Redacted() + " is on the host's loopback, which the machine cannot reach on its network; use an address of the host the machine can reach"
+	}
+	if port := u.Port(); port != "" {
+		u.Host = net.JoinHostPort(hostFromUserMode, port)
+	} else {
+		u.Host = hostFromUserMode
+	}
+	return u.String(), ""
+}
+
+// ProxyDropIn renders a systemd drop-in that gives a unit HTTP_PROXY,
+// HTTPS_PROXY and NO_PROXY (both spellings), and the file mode it needs:
+// 0600 when the proxy URL carries credentials, else 0644.
+func ProxyDropIn(proxy string, noProxy []string) ([]byte, os.FileMode, error) {
+	if strings.ContainsFunc(proxy+strings.Join(noProxy, ","), func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, 0, fmt.Errorf("proxy %q has a control character in it", proxy)
+	}
+	mode := os.FileMode(0o644)
+	if u, err := url.Parse(proxy); err == nil && u.User != nil {
+		mode = 0o600
+	}
+	no := strings.Join(noProxy, ",")
+	var quoted []string
+	for _, v := range []string{
+		"HTTP_PROXY=" + proxy, "HTTPS_PROXY=" + proxy, "NO_PROXY=" + no,
+		"http_proxy=" + proxy, "https_proxy=" + proxy, "no_proxy=" + no,
+	} {
+		quoted = append(quoted, systemdQuote(v))
+	}
+	var b strings.Builder
+	b.WriteString("# Written by devbundle on every `up`; edits are replaced.\n[Service]\n")
+	b.WriteString("Environment=" + strings.Join(quoted, " ") + "\n")
+	return []byte(b.String()), mode, nil
+}
+
+// systemdQuote quotes one Environment= assignment: double quotes, with
+// backslash and double quote escaped and % doubled (systemd expands %
+// specifiers in Environment=).
+func systemdQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "%", "%%")
+	return `"` + r.Replace(s) + `"`
+}
