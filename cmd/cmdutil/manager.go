@@ -2,7 +2,6 @@ package cmdutil
 
 import (
 	"context"
-	"fmt"
 
 	"golang.org/x/crypto/ssh"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/devbundle/devbundle/internal/paths"
 	"github.com/devbundle/devbundle/vm"
 	"github.com/devbundle/devbundle/vm/libvirt"
+	"github.com/devbundle/devbundle/vm/virtualbox"
 )
 
 // FinishedConfig loads the config, lets apply set flag values, then fills
@@ -58,7 +58,11 @@ func (f *Factory) Manager(cfg *config.Config) (*vm.Manager, error) {
 					Getenv:      f.Getenv,
 				})
 			case config.ProviderVirtualBox:
-				return nil, dberr.WithHint(fmt.Errorf("the virtualbox provider is not available in this build yet"), "use --provider libvirt")
+				return virtualbox.New(ctx, virtualbox.Options{
+					CacheDir:    p.Cache,
+					MachinesDir: p.Machines(),
+					Getenv:      f.Getenv,
+				})
 			default:
 				return nil, dberr.Usage("unknown provider %q; use libvirt or virtualbox", name)
 			}
