@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/devbundle/devbundle/boxes"
@@ -97,6 +99,9 @@ func imageOf(b boxes.Box) (BoxImage, error) {
 		if i < len(b.Metadata.Disks) && b.Metadata.Disks[i].Format != "" {
 			format = b.Metadata.Disks[i].Format
 		}
+		if format == "" && strings.EqualFold(filepath.Ext(path), ".vmdk") {
+			format = "vmdk"
+		}
 		if format == "" {
 			format = "qcow2"
 		}
@@ -109,7 +114,43 @@ func imageOf(b boxes.Box) (BoxImage, error) {
 	if len(img.Disks) == 0 && img.OVF == "" {
 		return BoxImage{}, fmt.Errorf("box %s has no disk image; remove it with \"devbundle box remove %s --box-version %s\" and add it again", b, b.Name, b.Version)
 	}
+	if img.OVF != "" {
+		// A missing or unreadable Vagrantfile sets no MAC.
+		if data, err := os.ReadFile(filepath.Join(b.Dir, "Vagrantfile")); err == nil {
+			img.BaseMAC = baseMAC(string(data))
+		}
+	}
 	return img, nil
+}
+
+// baseMACLine matches `config.vm.base_mac = "080027D14C66"` (single or
+// double quotes, any spacing, any name for the config block's variable),
+// as `vagrant package` writes it into a VirtualBox box's Vagrantfile.
+var baseMACLine = regexp.MustCompile(`^\s*\w+\.vm\.base_mac\s*=\s*(?:"([^"]*)"|'([^']*)')`)
+
+// baseMAC reads the base MAC a box's Vagrantfile sets; "" when it sets
+// none. The last setting wins, as in Ruby; commented-out lines and
+// =begin/=end blocks are skipped. Nothing is evaluated.
+func baseMAC(vagrantfile string) string {
+	mac := ""
+	inComment := false
+	for _, line := range strings.Split(vagrantfile, "\n") {
+		line = strings.TrimRight(line, "\r")
+		switch {
+		case strings.HasPrefix(line, "=begin"):
+			inComment = true
+			continue
+		case strings.HasPrefix(line, "=end"):
+			inComment = false
+			continue
+		case inComment:
+			continue
+		}
+		if m := baseMACLine.FindStringSubmatch(line); m != nil {
+			mac = m[1] + m[2]
+		}
+	}
+	return strings.TrimSpace(mac)
 }
 
 // BaseImageRemover is implemented by providers that keep an uploaded copy
