@@ -492,3 +492,49 @@ func TestGoldenWindows(t *testing.T) {
 		}
 	}
 }
+
+// TestGoldenWindowsPaths covers what a Windows user of the VirtualBox
+// provider sees from `env` for docker and kubernetes together: a user
+// name with a space in DOCKER_CERT_PATH and KUBECONFIG, in cmd and
+// PowerShell. Backslashes pass through unchanged in both.
+func TestGoldenWindowsPaths(t *testing.T) {
+	const machine = `C:\Users\Ana Lee\AppData\Local\devbundle\machines\default`
+	docker := dockerBlock()
+	docker.Comment = []string{"docker env:"}
+	docker.Vars[1].Value = machine + `\docker`
+	kube := Block{
+		Comment: []string{"kubernetes env:"},
+		Vars:    []Var{{"KUBECONFIG", machine + `\kubernetes\kubeconfig`}},
+	}
+	for _, sh := range []Shell{PowerShell, Cmd} {
+		for _, unset := range []bool{false, true} {
+			mode := "set"
+			if unset {
+				mode = "unset"
+			}
+			var buf bytes.Buffer
+			doc := Document{Blocks: []Block{docker, kube}, ApplyCommand: applyCommand(sh, "", unset)}
+			if err := Render(&buf, sh, doc, RenderOptions{Unset: unset}); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "windows-paths."+mode+"."+string(sh)+".golden", buf.Bytes())
+			if unset {
+				continue
+			}
+			for _, want := range map[Shell][]string{
+				Cmd: {
+					"SET DOCKER_CERT_PATH=" + machine + `\docker` + "\n",
+					"SET KUBECONFIG=" + machine + `\kubernetes\kubeconfig` + "\n",
+				},
+				PowerShell: {
+					`$Env:DOCKER_CERT_PATH = '` + machine + `\docker'`,
+					`$Env:KUBECONFIG = '` + machine + `\kubernetes\kubeconfig'`,
+				},
+			}[sh] {
+				if got := buf.String(); !strings.Contains(got, want) {
+					t.Errorf("%s output lacks %q:\n%s", sh, want, got)
+				}
+			}
+		}
+	}
+}
