@@ -102,7 +102,7 @@ func (s *Service) bringUp(ctx context.Context, sc services.Context, withProxy bo
 	if err != nil {
 		return State{}, waitError(ctx, sc.Guest, f, err)
 	}
-	logf("kubernetes: %s is ready (waited %s)", e.Server, time.Since(waitStart).Round(time.Millisecond))
+	logf("kubernetes: %s is ready (waited %.1fs)", e.Server, time.Since(waitStart).Seconds())
 	if e.ServerName != "" {
 		logf("kubernetes: the server's certificate does not name %s; the kubeconfig checks it as %q", host, e.ServerName)
 	}
@@ -196,7 +196,7 @@ func startUnits(ctx context.Context, g services.Guest, p *probe, f Flavour, rest
 	if err := unitctl(ctx, g, "start "+strings.Join(todo, ", "), startScript, todo...); err != nil {
 		return false, err
 	}
-	logf("kubernetes: started %d units in %s", len(todo), time.Since(start).Round(time.Millisecond))
+	logf("kubernetes: started %d units in %.1fs", len(todo), time.Since(start).Seconds())
 	return true, nil
 }
 
