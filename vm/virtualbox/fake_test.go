@@ -97,11 +97,7 @@ func (f *fakeVBox) calls(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		out = append(out, line)
-	}
-	return out
+	return strings.Split(strings.TrimSpace(string(data)), "\n")
 }
 
 // provider returns a provider driving the fake, with short retry and

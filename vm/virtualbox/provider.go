@@ -56,8 +56,6 @@ type HostOnly struct {
 	Network string
 }
 
-func (h HostOnly) enabled() bool { return h.Adapter != "" || h.Network != "" }
-
 // Provider is the VirtualBox provider.
 type Provider struct {
 	v       *vbm
