@@ -53,8 +53,9 @@ commands for your shell; apply it with:
   fish:           devbundle install-cli docker | source
   PowerShell:     & devbundle install-cli docker --shell powershell | Invoke-Expression
 
-Progress and notes go to stderr. Exit code 126: the service does not answer
-(pass --cli-version), the version does not exist, or --path is missing.`,
+Progress and notes go to stderr. Exit codes: 3 when the machine is not
+running (without --cli-version); 126 when the service does not answer, the
+version does not exist at the source, or the --path folder is missing.`,
 		ValidArgs: []string{"docker", "kubernetes", "openshift"},
 		Args:      cmdutil.ExactArgs(1, "one service: docker, kubernetes or openshift"),
 		RunE: func(cmd *cobra.Command, args []string) error {
