@@ -2,17 +2,19 @@
 # Builds the devbundle test box: a Vagrant libvirt box of Debian 12 made from
 # Debian's packages, without mounting any disk image.
 #
-#   tests/box/build.sh [--no-docker] OUTDIR
+#   tests/box/build.sh [--no-docker | --kubernetes] OUTDIR
 #
 # OUTDIR receives box.img, metadata.json, Vagrantfile, devbox.box (the three
-# of them as a gzip'd tar), catalog.json and insecure_key (+ .pub).
+# of them as a gzip'd tar), catalog.json and insecure_key (+ .pub); with
+# --kubernetes also kubectl (the same version as the box's cluster).
 # Needs root and: debootstrap, sfdisk, mke2fs, mkfs.fat, syslinux, mtools,
-# qemu-img, gzip. See tests/box/README.md.
+# qemu-img, gzip; --kubernetes also Go (tests/box/k8s/bins.sh builds the
+# Kubernetes binaries). See tests/box/README.md.
 set -euo pipefail
 
 # Bump when the box changes in a way a test can see; it lands in
 # /etc/os-release (VARIANT_VERSION) and in catalog.json.
-readonly RECIPE_VERSION=1.0.0
+readonly RECIPE_VERSION=1.1.0
 readonly SUITE=bookworm
 readonly DISK_GIB=10          # virtual size of box.img
 readonly BOOT_MIB=128         # FAT partition holding syslinux, kernel, initrd
@@ -25,17 +27,20 @@ die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
 	cat >&2 <<'EOF'
-usage: tests/box/build.sh [--no-docker] OUTDIR
+usage: tests/box/build.sh [--no-docker | --kubernetes] OUTDIR
   --no-docker   build the same box without docker.io (box devbundle/devbox-nodocker)
+  --kubernetes  the box plus a single-node Kubernetes (box devbundle/devbox-kubernetes)
 EOF
 	exit 2
 }
 
 docker=1
+kubernetes=0
 outdir=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--no-docker) docker=0 ;;
+	--kubernetes) kubernetes=1 ;;
 	-h | --help) usage ;;
 	-*) printf 'build.sh: error: unknown option %q\n' "$1" >&2; usage ;;
 	*)
@@ -46,6 +51,10 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ -n "$outdir" ] || usage
+if [ "$kubernetes" = 1 ] && [ "$docker" = 0 ]; then
+	printf 'build.sh: error: --kubernetes and --no-docker exclude each other: the kubernetes box is the docker box plus Kubernetes\n' >&2
+	usage
+fi
 
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap and chroot need it); try: sudo $0 $*"
 missing=()
@@ -55,12 +64,16 @@ done
 mbr_bin=/usr/lib/SYSLINUX/mbr.bin
 [ -r "$mbr_bin" ] || missing+=("$mbr_bin")
 [ ${#missing[@]} -eq 0 ] || die "missing ${missing[*]}; install them with: .ci/setup-vm-host.sh (or apt-get install debootstrap fdisk e2fsprogs dosfstools syslinux syslinux-common mtools qemu-utils)"
+if [ "$kubernetes" = 1 ]; then
+	command -v go >/dev/null 2>&1 || die "--kubernetes builds Kubernetes from Go modules, but go is not on PATH; add /usr/local/go/bin to PATH"
+fi
 
 # Everything below runs in a private mount namespace: the /proc and /sys that
 # debootstrap mounts inside the root vanish with the build, even if it is killed.
 if [ "${DEVBUNDLE_BOX_UNSHARED:-}" != 1 ]; then
 	args=()
 	[ "$docker" = 1 ] || args+=(--no-docker)
+	[ "$kubernetes" = 0 ] || args+=(--kubernetes)
 	exec unshare --mount --propagation private env DEVBUNDLE_BOX_UNSHARED=1 bash "${BASH_SOURCE[0]}" "${args[@]}" "$outdir"
 fi
 
@@ -90,6 +103,14 @@ trap 'exit 130' INT TERM
 root=$work/rootfs
 started=$SECONDS
 
+# The Kubernetes binaries first: a Go build that fails should fail the box
+# before debootstrap runs. bins.sh caches them outside the clone.
+if [ "$kubernetes" = 1 ]; then
+	k8s_bins=$("$here/k8s/bins.sh") || die "building the Kubernetes binaries failed (log above)"
+	k8s_version=$(cat "$k8s_bins/VERSION")
+	log "Kubernetes $k8s_version binaries from $k8s_bins"
+fi
+
 # fdisk: sfdisk, which devbundle uses to grow the root partition to --disk.
 packages=systemd,systemd-sysv,udev,dbus,openssh-server,sudo,iproute2,fdisk,linux-image-cloud-amd64,initramfs-tools,zstd,busybox-static
 box_name=devbundle/devbox
@@ -99,6 +120,16 @@ if [ "$docker" = 1 ]; then
 else
 	box_name=devbundle/devbox-nodocker
 	variant="devbundle test box (no docker)"
+fi
+memory=1024
+if [ "$kubernetes" = 1 ]; then
+	# containerd comes with docker.io; etcd, CNI plugins and openssl (the
+	# guest makes its PKI) for the cluster; conntrack and iptables (also a
+	# docker.io dependency) for the bridge CNI's masquerading.
+	packages+=,containerd,runc,etcd-server,containernetworking-plugins,conntrack,iptables,openssl
+	box_name=devbundle/devbox-kubernetes
+	variant="devbundle test box (kubernetes $k8s_version)"
+	memory=2560
 fi
 
 mirror=$(debian_mirror)
@@ -125,6 +156,34 @@ log "debootstrap done after $((SECONDS - started))s"
 
 in_root() { chroot "$root" "$@"; }
 
+# oci_image NAME LAYER OUT CMD writes OUT, a tar of an OCI image layout
+# (the format `ctr images import` reads) with one uncompressed layer LAYER,
+# Cmd CMD (a JSON array) and NAME as containerd's image name.
+oci_image() {
+	local name=$1 layer=$2 out=$3 cmd=$4 d lsum lsize csum csize msum msize
+	d=$(mktemp -d "$work/oci.XXXXXX")
+	mkdir -p "$d/blobs/sha256"
+	lsum=$(sha256sum <"$layer" | cut -d' ' -f1)
+	lsize=$(stat -c %s "$layer")
+	cp "$layer" "$d/blobs/sha256/$lsum"
+	printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":%s},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+		"$cmd" "$lsum" >"$d/config"
+	csum=$(sha256sum <"$d/config" | cut -d' ' -f1)
+	csize=$(stat -c %s "$d/config")
+	mv "$d/config" "$d/blobs/sha256/$csum"
+	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%d}]}' \
+		"$csum" "$csize" "$lsum" "$lsize" >"$d/manifest"
+	msum=$(sha256sum <"$d/manifest" | cut -d' ' -f1)
+	msize=$(stat -c %s "$d/manifest")
+	mv "$d/manifest" "$d/blobs/sha256/$msum"
+	printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
+		"$msum" "$msize" "$name" "${name##*:}" >"$d/index.json"
+	printf '{"imageLayoutVersion":"1.0.0"}' >"$d/oci-layout"
+	tar -C "$d" --owner=0 --group=0 --numeric-owner -cf "$out" oci-layout index.json blobs
+	chmod 0644 "$out"
+	rm -rf "$d"
+}
+
 # Static files of the recipe, owned by root.
 install_tree() {
 	local src=$1 f mode
@@ -138,6 +197,9 @@ install_tree() {
 install_tree "$here/files/common"
 if [ "$docker" = 1 ]; then
 	install_tree "$here/files/docker"
+fi
+if [ "$kubernetes" = 1 ]; then
+	install_tree "$here/files/kubernetes"
 fi
 
 log "configuring the system"
@@ -182,6 +244,29 @@ if [ "$docker" = 1 ]; then
 	ln -s busybox "$hello/bin/echo"
 	tar -C "$hello" --owner=0 --group=0 --numeric-owner -cf "$root/usr/share/devbundle/hello-rootfs.tar" bin
 	chmod 0644 "$root/usr/share/devbundle/hello-rootfs.tar"
+fi
+
+if [ "$kubernetes" = 1 ]; then
+	log "adding Kubernetes $k8s_version"
+	for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
+		install -o root -g root -m 0755 "$k8s_bins/$b" "$root/usr/local/bin/$b"
+	done
+	# Nothing of the cluster runs at boot: the kubernetes service starts it.
+	# containerd stays enabled, docker.service needs it.
+	in_root systemctl disable --quiet etcd.service
+	# The pause and devbundle/hello images as OCI layouts, imported into
+	# containerd's k8s.io namespace by devbundle-k8s-images.service.
+	k8s_root=$work/k8s-image-root
+	mkdir -p "$k8s_root/bin" "$root/usr/share/devbundle/k8s-images"
+	cp "$root/usr/bin/busybox" "$k8s_root/bin/busybox"
+	for l in sh echo sleep; do ln -s busybox "$k8s_root/bin/$l"; done
+	tar -C "$k8s_root" --owner=0 --group=0 --numeric-owner --mtime=@0 -cf "$work/k8s-layer.tar" bin
+	# Both sleep in a shell that leaves at once on SIGTERM, so pods stop
+	# without waiting out their grace period.
+	oci_image docker.io/devbundle/pause:1.0 "$work/k8s-layer.tar" "$root/usr/share/devbundle/k8s-images/pause.tar" \
+		'["/bin/sh","-c","trap \"exit 0\" TERM INT; while :; do sleep 3600 & wait $!; done"]'
+	oci_image docker.io/devbundle/hello:latest "$work/k8s-layer.tar" "$root/usr/share/devbundle/k8s-images/hello.tar" \
+		'["/bin/sh","-c","trap \"exit 0\" TERM INT; while :; do echo hello from devbundle; sleep 30 & wait $!; done"]'
 fi
 
 # The vagrant user, with a key pair of the recipe's own standing in for
@@ -266,12 +351,12 @@ qemu-img convert -f raw -O qcow2 "$disk" "$stage/box.img"
 rm -f "$disk" "$fat"
 
 printf '{"provider":"libvirt","format":"qcow2","virtual_size":%d}\n' "$DISK_GIB" >"$stage/metadata.json"
-cat >"$stage/Vagrantfile" <<'EOF'
+cat >"$stage/Vagrantfile" <<EOF
 # Defaults of the devbundle test box; a project's Vagrantfile overrides them.
 Vagrant.configure("2") do |config|
   config.vm.synced_folder ".", "/vagrant", disabled: true
   config.vm.provider :libvirt do |libvirt|
-    libvirt.memory = 1024
+    libvirt.memory = $memory
     libvirt.cpus = 2
   end
 end
@@ -309,7 +394,13 @@ install -m 0600 "$work/insecure_key" "$stage/insecure_key"
 install -m 0644 "$work/insecure_key.pub" "$stage/insecure_key.pub"
 chmod 0644 "$stage/box.img" "$stage/metadata.json" "$stage/Vagrantfile" "$stage/devbox.box" "$stage/catalog.json"
 
-for f in box.img metadata.json Vagrantfile devbox.box catalog.json insecure_key insecure_key.pub; do
+outputs=(box.img metadata.json Vagrantfile devbox.box catalog.json insecure_key insecure_key.pub)
+if [ "$kubernetes" = 1 ]; then
+	# The host-side client for the tests: the cluster's own version.
+	install -m 0755 "$k8s_bins/kubectl" "$stage/kubectl"
+	outputs+=(kubectl)
+fi
+for f in "${outputs[@]}"; do
 	mv -f "$stage/$f" "$outdir/$f"
 done
 log "done after $((SECONDS - started))s: $(du -h "$outdir/devbox.box" | cut -f1) devbox.box, $(du -h "$outdir/box.img" | cut -f1) box.img in $outdir"

@@ -5,17 +5,18 @@
 #
 #   DEVBUNDLE_TESTBOX_DIR=$(tests/box/cached.sh) go test -tags e2e -p 1 ./tests/e2e/
 #
-#   tests/box/cached.sh [--no-docker]
+#   tests/box/cached.sh [--no-docker | --kubernetes]
 #
 # The cache lives in /var/cache/devbundle-testbox (DEVBUNDLE_TESTBOX_CACHE
 # overrides it); each build sits in a folder named for the SHA-256 of the
-# recipe (build.sh and files/). A build is made in a temporary folder and
+# recipe (build.sh and files/, plus k8s/ for --kubernetes). The Kubernetes
+# binaries have a cache of their own (k8s-bin/, see k8s/bins.sh). A build is made in a temporary folder and
 # renamed into place, so a killed build is never taken for a complete one.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${DEVBUNDLE_TESTBOX_CACHE:-/var/cache/devbundle-testbox}
-readonly expected=(box.img metadata.json Vagrantfile devbox.box catalog.json insecure_key insecure_key.pub)
+expected=(box.img metadata.json Vagrantfile devbox.box catalog.json insecure_key insecure_key.pub)
 readonly keep_days=14 # builds of other recipes unused this long are removed
 
 log() { printf '%s cached.sh: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -23,16 +24,25 @@ die() { printf 'cached.sh: error: %s\n' "$*" >&2; exit 1; }
 
 variant=
 build_args=()
+recipe=(build.sh files)
 case "${1:-}" in
 '') ;;
 --no-docker) variant=-nodocker; build_args=(--no-docker) ;;
-*) die "unknown argument \"$1\"; usage: tests/box/cached.sh [--no-docker]" ;;
+--kubernetes)
+	variant=-kubernetes
+	build_args=(--kubernetes)
+	recipe+=(k8s)
+	expected+=(kubectl)
+	;;
+*) die "unknown argument \"$1\"; usage: tests/box/cached.sh [--no-docker | --kubernetes]" ;;
 esac
+[ $# -le 1 ] || die "one argument at most; usage: tests/box/cached.sh [--no-docker | --kubernetes]"
+readonly expected
 
 # The key: every recipe file's path, executable bit and content.
 key=$(
 	cd "$here"
-	find build.sh files -type f -print0 | LC_ALL=C sort -z |
+	find "${recipe[@]}" -type f -print0 | LC_ALL=C sort -z |
 		while IFS= read -r -d '' f; do
 			x=-
 			[ -x "$f" ] && x=x
@@ -78,7 +88,11 @@ rm -rf --one-file-system "$cache/.tmp-$key".* "$final"
 
 tmp=$(mktemp -d "$cache/.tmp-$key.XXXXXX")
 trap 'rm -rf --one-file-system "$tmp"' EXIT
-log "building the test box into $final (logs below; about 2-3 minutes)"
+if [ "$variant" = -kubernetes ]; then
+	log "building the kubernetes test box into $final (logs below; 3 minutes, plus about 10-15 when the Kubernetes binaries are not cached yet)"
+else
+	log "building the test box into $final (logs below; about 2-3 minutes)"
+fi
 started=$SECONDS
 DEVBUNDLE_BOX_DEB_CACHE=${DEVBUNDLE_BOX_DEB_CACHE:-$cache/debs} \
 	"$here/build.sh" "${build_args[@]}" "$tmp" >&2
@@ -90,7 +104,7 @@ log "built in $((SECONDS - started))s"
 
 # Builds of older recipes nobody has used for a while.
 find "$cache" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended \
-	-regex '.*/[0-9a-f]{64}(-nodocker)?' ! -name "$key" -mtime +"$keep_days" -print0 |
+	-regex '.*/[0-9a-f]{64}(-nodocker|-kubernetes)?' ! -name "$key" -mtime +"$keep_days" -print0 |
 	while IFS= read -r -d '' old; do
 		log "removing $old (unused for more than $keep_days days)"
 		rm -rf --one-file-system "$old"
