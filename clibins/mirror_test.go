@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,11 +234,15 @@ var windowsProgram = sync.OnceValues(func() ([]byte, error) {
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module pe\n\ngo 1.21\n"), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", "prog.exe", ".")
+	goBin, err := exec.LookPath("go") // go test runs with the toolchain's go on PATH
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(goBin, "build", "-o", "prog.exe", ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0", "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build for windows: %v: %s", err, out)
+		return nil, fmt.Errorf("go build for windows: %w: %s", err, out)
 	}
 	return os.ReadFile(filepath.Join(dir, "prog.exe"))
 })
