@@ -12,7 +12,7 @@ import (
 // guest port at: the VM's own address in network mode, else the forward
 // named name on 127.0.0.1 (or the forward's own host address).
 func ForwardEndpoint(m *vm.Machine, name string, guestPort int) (host string, port int, err error) {
-	if m.Network == "network" {
+	if m.Network == vm.NetworkModeLibvirt {
 		if m.Address == "" {
 			return "", 0, fmt.Errorf("machine %q is in network mode but has no address recorded; run \"devbundle up -m %s\" again", m.Name, m.Name)
 		}

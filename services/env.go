@@ -69,6 +69,12 @@ func Env(ctx context.Context, opts EnvOptions) ([]envfmt.Block, error) {
 		}
 		if info.Probe != "" {
 			if err := probe(ctx, info.Probe); err != nil {
+				if m.Via != nil {
+					// The forwards bind the remote host's loopback: here
+					// they answer only through `devbundle tunnel`.
+					return nil, dberr.WithHint(dberr.ServiceUnavailable("service %q of machine %q on libvirt host %s does not answer at %s", name, m.Name, m.Via.Addr, info.Probe),
+						fmt.Sprintf("keep \"devbundle tunnel -m %s\" running in another terminal", m.Name))
+				}
 				if errors.Is(err, errRefused) {
 					return nil, dberr.NotRunning(m.Name)
 				}

@@ -22,12 +22,24 @@ type ProvisionOptions struct {
 	MachineDir string
 	Proxy      string
 	IO         *iostreams.IOStreams
+	// HostDialer says how the host reaches the machine's forwards
+	// (vm.Manager.HostDialer); nil dials directly.
+	HostDialer func(ctx context.Context, m *vm.Machine) (sshc.DialFunc, func(), error)
 }
 
 // Provision enables each named service, one step line each, and records
 // what each returns in the machine's state. It is `up`'s Provision hook.
 func Provision(opts ProvisionOptions) func(ctx context.Context, c *sshc.Client, m *vm.Machine) error {
 	return func(ctx context.Context, c *sshc.Client, m *vm.Machine) error {
+		var dial sshc.DialFunc
+		if opts.HostDialer != nil && len(opts.Names) > 0 {
+			d, release, err := opts.HostDialer(ctx, m)
+			if err != nil {
+				return err
+			}
+			defer release()
+			dial = d
+		}
 		for _, name := range opts.Names {
 			svc, err := opts.Registry.Get(name)
 			if err != nil {
@@ -40,7 +52,8 @@ func Provision(opts ProvisionOptions) func(ctx context.Context, c *sshc.Client, 
 			step := opts.IO.StartStep("Enabling " + name)
 			state, err := svc.Enable(ctx, Context{
 				Guest: c, Machine: m, Dir: dir, Proxy: opts.Proxy,
-				Log: func(format string, args ...any) { opts.IO.Debugf(format, args...) },
+				Log:  func(format string, args ...any) { opts.IO.Debugf(format, args...) },
+				Dial: dial,
 			})
 			if err != nil {
 				step.Fail()

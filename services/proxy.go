@@ -31,7 +31,7 @@ func GuestProxy(m *vm.Machine, proxy string) (guest, warning string) {
 	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return proxy, ""
 	}
-	if m.Network == "network" {
+	if m.Network == vm.NetworkModeLibvirt {
 		return proxy, "the proxy " + u.Redacted() + " is on the host's loopback, which the machine cannot reach on its network; use an address of the host the machine can reach"
 	}
 	if port := u.Port(); port != "" {

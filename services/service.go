@@ -54,6 +54,18 @@ type Context struct {
 	Proxy string
 	// Log receives progress lines and warnings (stderr).
 	Log func(format string, args ...any)
+	// Dial is how the host reaches the machine's forwards: nil dials
+	// directly; a machine on a remote libvirt host is reached through an
+	// SSH connection to that host.
+	Dial sshc.DialFunc
+}
+
+// DialOrDirect is sc.Dial, or a direct dialer when it is nil.
+func (sc Context) DialOrDirect() sshc.DialFunc {
+	if sc.Dial != nil {
+		return sc.Dial
+	}
+	return (&net.Dialer{}).DialContext
 }
 
 // Service is one container service.

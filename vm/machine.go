@@ -4,6 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/devbundle/devbundle/vm/sshc"
+)
+
+// Network modes of a machine.
+const (
+	// NetworkModeUser is user-mode networking: the machine is reached
+	// through forwards on the host's 127.0.0.1.
+	NetworkModeUser = "user"
+	// NetworkModeLibvirt puts the machine on a libvirt network, where it
+	// has an address of its own (Machine.Address).
+	NetworkModeLibvirt = "network"
 )
 
 // Machine is the saved state of one machine (state.json in its folder).
@@ -27,6 +39,9 @@ type Machine struct {
 	Network  string    `json:"network"`
 	Address  string    `json:"address,omitempty"` // the VM's own address, network mode
 	Forwards []Forward `json:"forwards"`
+	// Via is the SSH server the forwards are reached through when the
+	// hypervisor runs on another host (qemu+ssh://); nil for this host.
+	Via *sshc.Hop `json:"via,omitempty"`
 
 	SSH SSHInfo `json:"ssh"`
 
@@ -72,4 +87,21 @@ func (m *Machine) Forward(name string) (Forward, bool) {
 // later step of that `up` (a service) failed.
 func (m *Machine) Reachable() bool {
 	return m.Phase == PhaseReady || m.SSH.KeyReplaced
+}
+
+// SSHEndpoint is where the host reaches the machine's sshd: its SSH
+// forward (127.0.0.1 in user mode), or port 22 of its own address on a
+// libvirt network.
+func (m *Machine) SSHEndpoint() (host string, port int, err error) {
+	if f, ok := m.Forward("ssh"); ok && f.HostPort != 0 {
+		host = f.HostIP
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		return host, f.HostPort, nil
+	}
+	if m.Address != "" {
+		return m.Address, 22, nil
+	}
+	return "", 0, fmt.Errorf("machine %q has no SSH forward or address recorded; run \"devbundle up -m %s\" again", m.Name, m.Name)
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -68,7 +71,63 @@ type Manager struct {
 	IO *iostreams.IOStreams
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// Getenv reads the environment (os.Getenv): SSH_AUTH_SOCK for a hop.
+	Getenv func(string) string
 }
+
+// HostDialer returns how the host reaches m's forwards: directly, or
+// through an SSH connection to the remote libvirt host the machine runs
+// on. release closes that connection.
+func (mgr *Manager) HostDialer(ctx context.Context, m *Machine) (dial sshc.DialFunc, release func(), err error) {
+	if m.Via == nil {
+		return (&net.Dialer{}).DialContext, func() {}, nil
+	}
+	getenv := mgr.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	hop, err := sshc.DialHop(ctx, *m.Via, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return hop.DialContext, func() { _ = hop.Close() }, nil
+}
+
+// recordHop notes in m whether its provider's hypervisor runs on another
+// host, and how to get there.
+func recordHop(p Provider, m *Machine) {
+	m.Via = nil
+	if h, ok := p.(Hopper); ok {
+		if hop, ok := h.Hop(); ok {
+			m.Via = &hop
+		}
+	}
+}
+
+// waitSSH is sshc.Wait or sshc.EnsureMachineKey through the machine's hop,
+// when it has one.
+func (mgr *Manager) waitSSH(ctx context.Context, m *Machine, opts sshc.WaitOptions,
+	wait func(context.Context, sshc.WaitOptions) (*sshc.Client, error)) (*sshc.Client, error) {
+	if m.Via == nil {
+		return wait(ctx, opts)
+	}
+	dial, release, err := mgr.HostDialer(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	opts.Dial = dial
+	c, err := wait(ctx, opts)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	c.AlsoClose(closerFunc(release))
+	return c, nil
+}
+
+type closerFunc func()
+
+func (f closerFunc) Close() error { f(); return nil }
 
 // load returns the machine's state, or an error saying it was never
 // created.
@@ -115,18 +174,11 @@ func (mgr *Manager) pinning(name string, firstBoot bool) *sshc.Pinning {
 
 // sshAddr is where the machine's sshd is reached from the host.
 func sshAddr(m *Machine) (string, error) {
-	f, ok := m.Forward("ssh")
-	if !ok || f.HostPort == 0 {
-		if m.Address != "" {
-			return m.Address + ":22", nil
-		}
-		return "", fmt.Errorf("machine %q has no SSH forward recorded; run \"devbundle up -m %s\" again", m.Name, m.Name)
+	host, port, err := m.SSHEndpoint()
+	if err != nil {
+		return "", err
 	}
-	host := f.HostIP
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	return fmt.Sprintf("%s:%d", host, f.HostPort), nil
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }
 
 // Connect logs in to a running machine with its own key, checking the
@@ -149,11 +201,11 @@ func (mgr *Manager) Connect(ctx context.Context, name string) (*sshc.Client, *Ma
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := sshc.Wait(ctx, sshc.WaitOptions{
+	c, err := mgr.waitSSH(ctx, m, sshc.WaitOptions{
 		Addr: addr, User: m.SSH.User, Signers: []ssh.Signer{key},
 		HostKeyCallback: pin.HostKeyCallback(), HostKeyAlgorithms: algos,
 		Timeout: 10 * time.Second, MaxBackoff: time.Second,
-	})
+	}, sshc.Wait)
 	if err != nil {
 		var changed *sshc.HostKeyChangedError
 		if errors.As(err, &changed) {

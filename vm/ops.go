@@ -15,6 +15,9 @@ type Status struct {
 	Box      *BoxRef   `json:"box,omitempty"`
 	Address  string    `json:"address,omitempty"`
 	Forwards []Forward `json:"forwards,omitempty"`
+	// Host is user@host:port of the remote libvirt host whose loopback
+	// the forwards bind; empty for this host.
+	Host string `json:"libvirt_host,omitempty"`
 	// Problem explains an unknown state (the provider could not be asked).
 	Problem string `json:"problem,omitempty"`
 }
@@ -33,6 +36,9 @@ func (mgr *Manager) Status(ctx context.Context, name string) (*Status, error) {
 		return nil, err
 	}
 	st := &Status{Name: name, Provider: m.Provider, Box: &m.Box, Address: m.Address, Forwards: m.Forwards}
+	if m.Via != nil {
+		st.Host = m.Via.User + "@" + m.Via.Addr
+	}
 	state, err := mgr.state(ctx, m)
 	if err != nil {
 		st.State, st.Problem = StateUnknown, err.Error()

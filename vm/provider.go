@@ -6,6 +6,8 @@ package vm
 import (
 	"context"
 	"errors"
+
+	"github.com/devbundle/devbundle/vm/sshc"
 )
 
 // State is a machine's power state as a provider sees it.
@@ -106,4 +108,17 @@ type Addresser interface {
 // forwarded ports of an existing machine (applied at next start).
 type ForwardReconciler interface {
 	SetForwards(ctx context.Context, m *Machine, forwards []Forward) ([]Forward, error)
+}
+
+// LiveForwarder is implemented by providers that can change the
+// forwarded ports of a running machine at once (and for its next starts).
+type LiveForwarder interface {
+	SetForwardsLive(ctx context.Context, m *Machine, forwards []Forward) ([]Forward, error)
+}
+
+// Hopper is implemented by providers whose hypervisor may run on another
+// host: the machine's forwards then bind that host's loopback and are
+// reached through an SSH connection to it.
+type Hopper interface {
+	Hop() (sshc.Hop, bool)
 }

@@ -3,6 +3,7 @@ package vm
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,6 +71,7 @@ func (mgr *Manager) Up(ctx context.Context, opts UpOptions) (*Machine, error) {
 		}
 	}
 	firstBoot := m.Phase == PhaseCreated
+	recordHop(p, m)
 
 	st, err := p.State(ctx, m)
 	if err != nil {
@@ -80,14 +82,29 @@ func (mgr *Manager) Up(ctx context.Context, opts UpOptions) (*Machine, error) {
 		return nil, fmt.Errorf("machine %q is recorded but its VM is gone from %s; run \"devbundle destroy -m %s\" then \"devbundle up\"", m.Name, m.Provider, m.Name)
 	case StateRunning:
 		mgr.IO.Infof("machine %q is already running", m.Name)
-		if missing := missingForwards(m, opts.Ports); len(missing) > 0 && m.Network != "network" {
-			return nil, dberr.WithHint(
-				fmt.Errorf("machine %q runs without the forwarded port(s) %s that the services now need; forwards change only while it is halted", m.Name, strings.Join(missing, ", ")),
-				fmt.Sprintf("run \"devbundle halt -m %s\" and then \"devbundle up\" again", m.Name))
+		if missing := missingForwards(m, opts.Ports); len(missing) > 0 && m.Network != NetworkModeLibvirt {
+			live, ok := p.(LiveForwarder)
+			if !ok {
+				return nil, dberr.WithHint(
+					fmt.Errorf("machine %q runs without the forwarded port(s) %s that the services now need; forwards change only while it is halted", m.Name, strings.Join(missing, ", ")),
+					fmt.Sprintf("run \"devbundle halt -m %s\" and then \"devbundle up\" again", m.Name))
+			}
+			step := mgr.IO.StartStep("Forwarding " + strings.Join(missing, ", "))
+			if err := mgr.reconcileForwards(ctx, m, opts, live.SetForwardsLive); err != nil {
+				step.Fail()
+				return nil, err
+			}
+			step.Done("")
 		}
 	default:
-		if err := mgr.reconcileForwards(ctx, p, m, opts); err != nil {
-			return nil, err
+		if len(missingForwards(m, opts.Ports)) > 0 {
+			r, ok := p.(ForwardReconciler)
+			if !ok {
+				return nil, fmt.Errorf("machine %q needs new forwarded ports and provider %q cannot add them; destroy and recreate it", m.Name, p.Name())
+			}
+			if err := mgr.reconcileForwards(ctx, m, opts, r.SetForwards); err != nil {
+				return nil, err
+			}
 		}
 		step := mgr.IO.StartStep("Starting VM")
 		if err := p.Start(ctx, m); err != nil {
@@ -95,6 +112,11 @@ func (mgr *Manager) Up(ctx context.Context, opts UpOptions) (*Machine, error) {
 			return nil, err
 		}
 		step.Done(fmt.Sprintf("accelerator %s", m.Accel))
+	}
+	if m.Network == NetworkModeLibvirt {
+		if err := mgr.resolveAddress(ctx, p, m, opts.BootTimeout); err != nil {
+			return nil, err
+		}
 	}
 
 	client, err := mgr.login(ctx, p, m, opts, firstBoot)
@@ -203,29 +225,77 @@ func missingForwards(m *Machine, ports []Forward) []string {
 	return missing
 }
 
-// reconcileForwards makes a halted machine's forwards match what the
-// services now need, before it starts.
-func (mgr *Manager) reconcileForwards(ctx context.Context, p Provider, m *Machine, opts UpOptions) error {
-	if len(missingForwards(m, opts.Ports)) == 0 {
-		return nil
-	}
-	want := wantedForwards(opts.Ports)
-	r, ok := p.(ForwardReconciler)
-	if !ok {
-		return fmt.Errorf("machine %q needs new forwarded ports and provider %q cannot add them; destroy and recreate it", m.Name, p.Name())
-	}
-	// Keep the host ports already assigned, so env output stays valid.
-	for i, w := range want {
+// reconcileForwards makes the machine's forwards match what the services
+// now need, through set: the provider's SetForwards on a halted machine
+// (applied when it starts) or SetForwardsLive on a running one.
+func (mgr *Manager) reconcileForwards(ctx context.Context, m *Machine, opts UpOptions,
+	set func(context.Context, *Machine, []Forward) ([]Forward, error)) error {
+	// Keep every forward already assigned, so env output stays valid for
+	// services enabled earlier, and add the missing ones.
+	want := append([]Forward(nil), m.Forwards...)
+	for _, w := range wantedForwards(opts.Ports) {
 		if f, ok := m.Forward(w.Name); ok && f.GuestPort == w.GuestPort {
-			want[i] = f
+			continue
+		} else if ok {
+			want = slices.DeleteFunc(want, func(g Forward) bool { return g.Name == w.Name })
 		}
+		want = append(want, w)
 	}
-	got, err := r.SetForwards(ctx, m, want)
+	got, err := set(ctx, m, want)
 	if err != nil {
 		return err
 	}
 	m.Forwards = got
 	return mgr.Store.Save(m)
+}
+
+// resolveAddress waits until the provider knows the address of a machine
+// on a libvirt network (its DHCP lease appears a few seconds into boot)
+// and records it: SSH, the services' certificates and `env` use it. A
+// new address after a restart replaces the old one, and the services
+// then renew their certificates for it.
+func (mgr *Manager) resolveAddress(ctx context.Context, p Provider, m *Machine, timeout time.Duration) error {
+	a, ok := p.(Addresser)
+	if !ok {
+		return fmt.Errorf("provider %q cannot tell the address of machine %q; use user-mode networking", p.Name(), m.Name)
+	}
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	step := mgr.IO.StartStep("Waiting for the VM's address")
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	backoff := 250 * time.Millisecond
+	for {
+		ip, err := a.Address(wctx, m)
+		if err == nil && ip != "" {
+			if ip != m.Address {
+				if m.Address != "" {
+					mgr.IO.Infof("machine %q has a new address: %s (was %s)", m.Name, ip, m.Address)
+				}
+				m.Address = ip
+				if err := mgr.Store.Save(m); err != nil {
+					step.Fail()
+					return err
+				}
+			}
+			step.Done(ip)
+			return nil
+		}
+		mgr.IO.Debugf("address of machine %q: %v", m.Name, err)
+		select {
+		case <-wctx.Done():
+			step.Fail()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			mgr.showConsole(ctx, p, m)
+			return dberr.WithHint(fmt.Errorf("machine %q got no address within %s: %w", m.Name, timeout, err),
+				"check that its libvirt network hands out DHCP leases (virsh net-dhcp-leases), or use user-mode networking")
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // login waits for sshd and logs in with the machine's key; on first boot
@@ -273,11 +343,13 @@ func (mgr *Manager) login(ctx context.Context, p Provider, m *Machine, opts UpOp
 		hint = "the VM's console log is " + m.ConsoleLog
 	}
 	step := mgr.IO.StartStep("Waiting for SSH")
-	client, err := sshc.EnsureMachineKey(ctx, sshc.WaitOptions{
+	client, err := mgr.waitSSH(ctx, m, sshc.WaitOptions{
 		Addr: addr, User: m.SSH.User, HostKeyCallback: pin.HostKeyCallback(),
 		HostKeyAlgorithms: algos, Timeout: timeout, Hint: hint,
 		OnAttempt: func(n int, err error) { mgr.IO.Debugf("ssh attempt %d: %v", n, err) },
-	}, keys)
+	}, func(ctx context.Context, o sshc.WaitOptions) (*sshc.Client, error) {
+		return sshc.EnsureMachineKey(ctx, o, keys)
+	})
 	if err != nil {
 		step.Fail()
 		if ctx.Err() == nil {

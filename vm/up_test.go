@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/devbundle/devbundle/internal/dberr"
 	"github.com/devbundle/devbundle/internal/iostreams"
 )
 
@@ -97,5 +98,113 @@ func TestUpOnHaltedMachineAddsForwardsKeepingPorts(t *testing.T) {
 	}
 	if f, ok := m.Forward("docker"); !ok || f.HostPort == 0 {
 		t.Errorf("new forward not saved: %+v", m.Forwards)
+	}
+}
+
+// addressingProvider answers Address with a lease after some misses.
+type addressingProvider struct {
+	fakeProvider
+	misses int
+	addr   string
+	calls  int
+}
+
+func (p *addressingProvider) Address(context.Context, *Machine) (string, error) {
+	p.calls++
+	if p.calls <= p.misses {
+		return "", errors.New("no DHCP lease yet")
+	}
+	return p.addr, nil
+}
+
+func TestResolveAddressWaitsForLeaseAndRecordsIt(t *testing.T) {
+	p := &addressingProvider{misses: 2, addr: "192.0.2.7"}
+	mgr, m := managerWith(t, &p.fakeProvider)
+	m.Network, m.Address = NetworkModeLibvirt, "192.0.2.3"
+	if err := mgr.resolveAddress(context.Background(), p, m, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if p.calls != 3 {
+		t.Errorf("Address asked %d times, want 3", p.calls)
+	}
+	saved, err := mgr.Store.Load(m.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.Address != "192.0.2.7" {
+		t.Errorf("saved address %q, want the new lease 192.0.2.7", saved.Address)
+	}
+	// Network mode records forwards without host ports: SSH goes to the
+	// machine's own address.
+	saved.Forwards = []Forward{{Name: "ssh", GuestPort: 22}}
+	if addr, err := sshAddr(saved); err != nil || addr != "192.0.2.7:22" {
+		t.Errorf("sshAddr = %q, %v", addr, err)
+	}
+}
+
+func TestResolveAddressGivesUpWithHint(t *testing.T) {
+	p := &addressingProvider{misses: 1 << 30}
+	mgr, m := managerWith(t, &p.fakeProvider)
+	err := mgr.resolveAddress(context.Background(), p, m, 600*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "got no address") || !strings.Contains(err.Error(), "no DHCP lease yet") {
+		t.Fatalf("got %v", err)
+	}
+	if !strings.Contains(dberr.Hint(err), "net-dhcp-leases") {
+		t.Errorf("hint %q", dberr.Hint(err))
+	}
+}
+
+func TestResolveAddressNeedsAddresser(t *testing.T) {
+	p := &fakeProvider{}
+	mgr, m := managerWith(t, p)
+	if err := mgr.resolveAddress(context.Background(), p, m, time.Second); err == nil || !strings.Contains(err.Error(), "cannot tell the address") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// liveProvider can change a running machine's forwards.
+type liveProvider struct {
+	fakeProvider
+	live [][]Forward
+}
+
+func (p *liveProvider) SetForwardsLive(_ context.Context, _ *Machine, f []Forward) ([]Forward, error) {
+	p.live = append(p.live, f)
+	out := append([]Forward(nil), f...)
+	for i := range out {
+		if out[i].HostPort == 0 {
+			out[i].HostPort = 51000 + i
+		}
+	}
+	return out, nil
+}
+
+func TestUpOnRunningMachineAddsForwardsLive(t *testing.T) {
+	p := &liveProvider{fakeProvider: fakeProvider{state: StateRunning}}
+	mgr, m := managerWith(t, &p.fakeProvider)
+	// A forward of a service enabled earlier stays, with its port.
+	m.Forwards = append(m.Forwards, Forward{Name: "kubernetes", GuestPort: 6443, HostIP: "127.0.0.1", HostPort: 40643})
+	if err := mgr.Store.Save(m); err != nil {
+		t.Fatal(err)
+	}
+	mgr.Provider = func(context.Context, string) (Provider, error) { return p, nil }
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _ = mgr.Up(ctx, UpOptions{Name: "default", Provider: "libvirt", BootTimeout: 300 * time.Millisecond,
+		Ports: []Forward{{Name: "docker", GuestPort: 2376}}})
+	if len(p.live) != 1 || p.started != 0 || len(p.setForwards) != 0 {
+		t.Fatalf("live calls %d, starts %d, halted-style calls %d", len(p.live), p.started, len(p.setForwards))
+	}
+	got := p.live[0]
+	if len(got) != 3 || got[0].HostPort != 40022 || got[1].Name != "kubernetes" || got[1].HostPort != 40643 ||
+		got[2].Name != "docker" || got[2].HostPort != 0 {
+		t.Errorf("forwards asked for: %+v", got)
+	}
+	saved, err := mgr.Store.Load("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := saved.Forward("docker"); !ok || f.HostPort != 51002 {
+		t.Errorf("live forward not saved: %+v", saved.Forwards)
 	}
 }

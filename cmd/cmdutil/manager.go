@@ -45,8 +45,9 @@ func (f *Factory) Manager(cfg *config.Config) (*vm.Manager, error) {
 		return nil, err
 	}
 	return &vm.Manager{
-		Store: vm.Store{Root: p.Machines()},
-		IO:    f.IOStreams,
+		Store:  vm.Store{Root: p.Machines()},
+		IO:     f.IOStreams,
+		Getenv: f.Getenv,
 		Provider: func(ctx context.Context, name string) (vm.Provider, error) {
 			switch name {
 			case config.ProviderLibvirt:

@@ -50,6 +50,9 @@ func NewCmdStatus(f *cmdutil.Factory) *cobra.Command {
 			if st.Address != "" {
 				fmt.Fprintf(w, "address:\t%s\n", st.Address)
 			}
+			if st.Host != "" {
+				fmt.Fprintf(w, "libvirt host:\t%s (forwards on its 127.0.0.1: run \"devbundle tunnel\")\n", st.Host)
+			}
 			for _, fw := range st.Forwards {
 				fmt.Fprintf(w, "forward:\t%s:%d -> %d (%s)\n", fw.HostIP, fw.HostPort, fw.GuestPort, fw.Name)
 			}
@@ -177,15 +180,15 @@ machine with its own key and pinned host key:
 			if err != nil {
 				return err
 			}
-			fw, ok := m.Forward("ssh")
-			if !ok {
+			hostName, port, err := m.SSHEndpoint()
+			if err != nil {
 				return dberr.NotRunning(f.Machine)
 			}
 			if host == "" {
 				host = "devbundle-" + m.Name
 			}
 			stanza, err := sshc.ConfigStanza(sshc.StanzaOptions{
-				Host: host, HostName: fw.HostIP, Port: fw.HostPort, User: m.SSH.User,
+				Host: host, HostName: hostName, Port: port, User: m.SSH.User,
 				IdentityFile:   store.Dir(m.Name) + string(os.PathSeparator) + vm.KeyFile,
 				KnownHostsFile: store.Dir(m.Name) + string(os.PathSeparator) + vm.KnownHostsFile,
 				HostKeyAlias:   sshc.HostKeyAlias(m.Name),
@@ -199,4 +202,35 @@ machine with its own key and pinned host key:
 	}
 	cmd.Flags().StringVar(&host, "host", "", "the Host name in the stanza (default devbundle-<machine>)")
 	return cmd
+}
+
+// NewCmdTunnel creates the `tunnel` command.
+func NewCmdTunnel(f *cmdutil.Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:   "tunnel",
+		Short: "Carry a remote machine's forwarded ports to this host",
+		Long: `For a machine on a remote libvirt host (libvirt uri qemu+ssh://user@host/system),
+whose forwarded ports bind that host's 127.0.0.1: listen on this host's
+127.0.0.1 at the same ports and carry every connection over one SSH
+connection to the remote host, until interrupted. Keep it running in another
+terminal while docker, kubectl or oc use the "devbundle env" output.`,
+		Args: cmdutil.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mgr, _, err := f.ConfiguredManager()
+			if err != nil {
+				return err
+			}
+			io := f.IOStreams
+			return mgr.Tunnel(cmd.Context(), vm.TunnelOptions{
+				Name: f.Machine,
+				Ready: func(hop string, forwards []vm.Forward) {
+					for _, fw := range forwards {
+						io.Infof("forwarding 127.0.0.1:%d to %s's 127.0.0.1:%d (%s)", fw.HostPort, hop, fw.HostPort, fw.Name)
+					}
+					io.Infof("press Ctrl-C to stop")
+				},
+				Log: io.Warnf,
+			})
+		},
+	}
 }

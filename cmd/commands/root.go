@@ -54,6 +54,7 @@ your own docker, kubectl and oc need to use them:
 		NewCmdDestroy(f),
 		NewCmdSSH(f),
 		NewCmdSSHConfig(f),
+		NewCmdTunnel(f),
 		NewCmdIP(f),
 		NewCmdDoctor(f),
 		NewCmdEnv(f),

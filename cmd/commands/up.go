@@ -98,7 +98,7 @@ Settings come from devbundle.yaml and the user config; flags override them.`,
 				Ports:   ports,
 				Provision: services.Provision(services.ProvisionOptions{
 					Registry: reg, Names: cfg.Services, MachineDir: mgr.Store.Dir(f.Machine),
-					Proxy: cfg.ProxyURL(), IO: f.IOStreams,
+					Proxy: cfg.ProxyURL(), IO: f.IOStreams, HostDialer: mgr.HostDialer,
 				}),
 			})
 			if err != nil {

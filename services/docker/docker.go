@@ -102,7 +102,7 @@ func ReadState(m *vm.Machine) (st State, ok bool, err error) {
 // the VM's own address in network mode, else the "docker" forward on
 // 127.0.0.1.
 func Endpoint(m *vm.Machine) (host string, port int, err error) {
-	if m.Network == "network" {
+	if m.Network == vm.NetworkModeLibvirt {
 		if m.Address == "" {
 			return "", 0, fmt.Errorf("machine %q is in network mode but has no address recorded; run \"devbundle up -m %s\" again", m.Name, m.Name)
 		}

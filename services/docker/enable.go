@@ -121,7 +121,7 @@ func (s *Service) Enable(ctx context.Context, sc services.Context) (json.RawMess
 	}
 
 	tls := tlsFiles{dir: sc.Dir}
-	ver, err := verifyAPI(ctx, tls, host, port, s.opts.VerifyTimeout)
+	ver, err := verifyAPI(ctx, tls, host, port, s.opts.VerifyTimeout, sc.Dial)
 	var certErr *certificateError
 	if err != nil && errors.As(err, &certErr) && !restart {
 		// dockerd runs with other certificates than the files in place
@@ -130,7 +130,7 @@ func (s *Service) Enable(ctx context.Context, sc services.Context) (json.RawMess
 		if err := restartDocker(ctx, sc.Guest, p, logf); err != nil {
 			return nil, err
 		}
-		ver, err = verifyAPI(ctx, tls, host, port, s.opts.VerifyTimeout)
+		ver, err = verifyAPI(ctx, tls, host, port, s.opts.VerifyTimeout, sc.Dial)
 	}
 	if err != nil {
 		return nil, err

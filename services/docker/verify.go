@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/devbundle/devbundle/internal/dberr"
+	"github.com/devbundle/devbundle/vm/sshc"
 )
 
 // tlsFiles are the client's files in DOCKER_CERT_PATH: the check uses
@@ -67,14 +68,14 @@ const attemptTimeout = 15 * time.Second
 // verifyAPI asks dockerd for GET /version over mutual TLS at host:port,
 // retrying while it (re)starts, until timeout. A certificate failure ends
 // the wait at once.
-func verifyAPI(ctx context.Context, files tlsFiles, host string, port int, timeout time.Duration) (versionInfo, error) {
+func verifyAPI(ctx context.Context, files tlsFiles, host string, port int, timeout time.Duration, dial sshc.DialFunc) (versionInfo, error) {
 	cfg, err := files.config(host)
 	if err != nil {
 		return versionInfo{}, err
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	url := "https://" + addr + "/version"
-	client := apiClient(cfg)
+	client := apiClient(cfg, dial)
 	defer client.CloseIdleConnections()
 
 	outer := ctx

@@ -13,6 +13,7 @@ import (
 	"github.com/devbundle/devbundle/internal/dberr"
 	"github.com/devbundle/devbundle/services"
 	"github.com/devbundle/devbundle/vm"
+	"github.com/devbundle/devbundle/vm/sshc"
 )
 
 var _ services.Versioner = (*Service)(nil)
@@ -23,12 +24,16 @@ const versionTimeout = 20 * time.Second
 
 // apiClient is an HTTP client for dockerd's Engine API over mutual TLS,
 // never through the user's proxy.
-func apiClient(cfg *tls.Config) *http.Client {
+// dial, when set, opens the connections (through a remote libvirt host).
+func apiClient(cfg *tls.Config, dial sshc.DialFunc) *http.Client {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 10 * time.Second}).DialContext
+	}
 	return &http.Client{Transport: &http.Transport{
 		Proxy:             nil,
 		TLSClientConfig:   cfg,
 		DisableKeepAlives: true,
-		DialContext:       (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		DialContext:       dial,
 	}}
 }
 
@@ -48,7 +53,7 @@ func (s *Service) ServerVersion(ctx context.Context, m *vm.Machine, dir string) 
 		return "", dberr.WithHint(dberr.ServiceUnavailable("ask docker on machine %q for its version: %w", m.Name, err),
 			fmt.Sprintf("run \"devbundle up -m %s --services docker\" to remake the certificates, or pass --cli-version VERSION", m.Name))
 	}
-	client := apiClient(cfg)
+	client := apiClient(cfg, nil)
 	defer client.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, versionTimeout)
 	defer cancel()

@@ -91,7 +91,7 @@ func (s *Service) bringUp(ctx context.Context, sc services.Context, withProxy bo
 		return State{}, err
 	}
 
-	e := kubeapi.Endpoint{Server: "https://" + net.JoinHostPort(host, strconv.Itoa(port)), Credentials: creds}
+	e := kubeapi.Endpoint{Server: "https://" + net.JoinHostPort(host, strconv.Itoa(port)), Credentials: creds, Dial: sc.Dial}
 	waitStart := time.Now()
 	e, err = kubeapi.WaitReady(ctx, e, kubeapi.WaitOptions{
 		Timeout: s.opts.ReadyTimeout, What: "the Kubernetes API server",

@@ -109,9 +109,10 @@ func readProbe(ctx context.Context, g services.Guest) (*probe, error) {
 		case strings.HasPrefix(k, "unit."):
 			unit, field, _ := strings.Cut(strings.TrimPrefix(k, "unit."), ".")
 			st := p.Units[unit]
-			if field == "LoadState" {
+			switch field {
+			case "LoadState":
 				st[0] = v
-			} else if field == "ActiveState" {
+			case "ActiveState":
 				st[1] = v
 			}
 			p.Units[unit] = st
@@ -252,7 +253,7 @@ func (s *Service) bringUp(ctx context.Context, sc services.Context) (State, erro
 	if err != nil {
 		return State{}, fmt.Errorf("%s in the machine: %w", source, err)
 	}
-	e := kubeapi.Endpoint{Server: "https://" + net.JoinHostPort(host, strconv.Itoa(port)), Credentials: creds}
+	e := kubeapi.Endpoint{Server: "https://" + net.JoinHostPort(host, strconv.Itoa(port)), Credentials: creds, Dial: sc.Dial}
 	e, err = kubeapi.WaitReady(ctx, e, kubeapi.WaitOptions{
 		Paths: []string{"/readyz", "/healthz"}, Timeout: s.opts.ReadyTimeout, What: "the OpenShift API",
 		Progress: func(elapsed time.Duration, last error) {
@@ -362,13 +363,14 @@ func openshiftVersion(ctx context.Context, c *kubeapi.Client) (version, source s
 		return errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusForbidden)
 	}
 	var errs []error
-	if v, err := c.Version(ctx, v3); err == nil {
+	v, err := c.Version(ctx, v3)
+	if err == nil {
 		return v.GitVersion, v3, nil
-	} else if !notFound(err) {
-		return "", "", fmt.Errorf("ask OpenShift for its version: %w", err)
-	} else {
-		errs = append(errs, err)
 	}
+	if !notFound(err) {
+		return "", "", fmt.Errorf("ask OpenShift for its version: %w", err)
+	}
+	errs = append(errs, err)
 	var cv struct {
 		Status struct {
 			Desired struct {

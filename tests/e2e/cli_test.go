@@ -51,6 +51,9 @@ type cli struct {
 	bin  string
 	home string
 	env  []string
+	// wrap, when set, runs every command under it (for example
+	// "ip netns exec NS" to run inside a network namespace).
+	wrap []string
 }
 
 type result struct {
@@ -74,7 +77,16 @@ func newCLI(t *testing.T, boxDir string) *cli {
 }
 
 func (c *cli) command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, c.bin, args...)
+	return c.exec(ctx, c.bin, args...)
+}
+
+// exec runs name with the CLI's environment, folder and wrapper.
+func (c *cli) exec(ctx context.Context, name string, args ...string) *exec.Cmd {
+	if len(c.wrap) > 0 {
+		args = append(append(append([]string(nil), c.wrap[1:]...), name), args...)
+		name = c.wrap[0]
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = c.env
 	cmd.Dir = c.home
 	return cmd

@@ -332,8 +332,8 @@ func (c *cli) dockerBash(t *testing.T, dockerPath string, timeout time.Duration,
 	env = append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "DOCKER_CONFIG="+t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", script)
-	cmd.Env, cmd.Dir = env, c.home
+	cmd := c.exec(ctx, "bash", "-c", script)
+	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

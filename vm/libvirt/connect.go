@@ -35,11 +35,13 @@ type target struct {
 
 // sshTarget is the SSH part of a qemu+ssh:// URI.
 type sshTarget struct {
-	user     string
-	host     string // without port
-	port     string
-	keyFile  string
-	noVerify bool
+	user    string
+	host    string // without port
+	port    string
+	keyFile string
+	// knownHosts is the ?known_hosts= file; empty means the default.
+	knownHosts string
+	noVerify   bool
 }
 
 // addr is host:port of the SSH server.
@@ -94,10 +96,11 @@ func parseTarget(raw string, getenv func(string) string, goos string) (target, e
 			return target{}, fmt.Errorf("libvirt URI %q has no host; %s", raw, hint)
 		}
 		s := &sshTarget{
-			user:    u.User.Username(),
-			host:    u.Hostname(),
-			port:    u.Port(),
-			keyFile: q.Get("keyfile"),
+			user:       u.User.Username(),
+			host:       u.Hostname(),
+			port:       u.Port(),
+			keyFile:    q.Get("keyfile"),
+			knownHosts: q.Get("known_hosts"),
 		}
 		if s.port == "" {
 			s.port = "22"
@@ -226,6 +229,15 @@ func remoteSocketMissing(err error) bool {
 	return strings.Contains(err.Error(), "failed to connect to remote libvirt socket")
 }
 
+// knownHostsFile is the file holding the SSH host's key: the URI's
+// ?known_hosts=, else Options.KnownHostsFile; "" means ~/.ssh/known_hosts.
+func knownHostsFile(t target, opts Options) string {
+	if t.ssh != nil && t.ssh.knownHosts != "" {
+		return t.ssh.knownHosts
+	}
+	return opts.KnownHostsFile
+}
+
 func sshOptions(t target, sock string, opts Options) []dialers.SSHOption {
 	s := t.ssh
 	o := []dialers.SSHOption{
@@ -233,7 +245,7 @@ func sshOptions(t target, sock string, opts Options) []dialers.SSHOption {
 		dialers.UseSSHPort(s.port),
 		dialers.WithRemoteSocket(sock),
 	}
-	known := opts.KnownHostsFile
+	known := knownHostsFile(t, opts)
 	if known == "" {
 		if home, err := os.UserHomeDir(); err == nil {
 			known = filepath.Join(home, ".ssh", "known_hosts")

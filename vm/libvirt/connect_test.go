@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"github.com/devbundle/devbundle/vm/sshc"
 	"net"
 	"os"
 	"path/filepath"
@@ -61,10 +62,10 @@ func TestParseTarget(t *testing.T) {
 		},
 		{
 			name: "ssh with user and port",
-			uri:  "qemu+ssh://alice@build.example:2222/system?keyfile=/k&no_verify=1",
-			want: target{uri: "qemu+ssh://alice@build.example:2222/system?keyfile=/k&no_verify=1", name: "qemu:///system",
+			uri:  "qemu+ssh://alice@build.example:2222/system?keyfile=/k&no_verify=1&known_hosts=/kh",
+			want: target{uri: "qemu+ssh://alice@build.example:2222/system?keyfile=/k&no_verify=1&known_hosts=/kh", name: "qemu:///system",
 				sockets: []string{"/var/run/libvirt/libvirt-sock", "/var/run/libvirt/virtqemud-sock"},
-				ssh:     &sshTarget{user: "alice", host: "build.example", port: "2222", keyFile: "/k", noVerify: true}},
+				ssh:     &sshTarget{user: "alice", host: "build.example", port: "2222", keyFile: "/k", knownHosts: "/kh", noVerify: true}},
 		},
 		{
 			name: "ssh defaults to the local user and port 22",
@@ -184,18 +185,19 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 }
 
-func TestRemoteSSH(t *testing.T) {
-	tg, err := parseTarget("qemu+ssh://bob@h.example:2200/system", envOf(nil), "linux")
+func TestHop(t *testing.T) {
+	tg, err := parseTarget("qemu+ssh://bob@h.example:2200/system?keyfile=/k/id&no_verify=1", envOf(nil), "linux")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Provider{t: tg}
-	user, hp, ok := p.RemoteSSH()
-	if !ok || user != "bob" || hp != "h.example:2200" {
-		t.Fatalf("RemoteSSH() = %q, %q, %v", user, hp, ok)
+	p := &Provider{t: tg, opts: Options{KnownHostsFile: "/kh"}}
+	hop, ok := p.Hop()
+	want := sshc.Hop{User: "bob", Addr: "h.example:2200", KeyFile: "/k/id", KnownHostsFile: "/kh", NoVerify: true}
+	if !ok || hop != want {
+		t.Fatalf("Hop() = %+v, %v; want %+v", hop, ok, want)
 	}
 	local, _ := parseTarget("qemu:///system", envOf(nil), "linux")
-	if _, _, ok := (&Provider{t: local}).RemoteSSH(); ok {
-		t.Fatal("RemoteSSH() ok for a local daemon")
+	if _, ok := (&Provider{t: local}).Hop(); ok {
+		t.Fatal("Hop() ok for a local daemon")
 	}
 }

@@ -5,8 +5,11 @@ package libvirt
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +111,7 @@ func TestE2EConformance(t *testing.T) {
 				}
 				lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 				t.Logf("console log %s, last line: %q", m.ConsoleLog, strings.TrimSpace(lines[len(lines)-1]))
+				checkLiveForwards(ctx, t, pv.(*Provider), m)
 			},
 		})
 	if !uploadEnd.IsZero() {
@@ -226,5 +230,61 @@ func TestE2EKVMBootProbe(t *testing.T) {
 		if strings.Contains(n, "kvmprobe") {
 			t.Errorf("probe volume %q left behind", n)
 		}
+	}
+}
+
+// checkLiveForwards adds a forward to a running machine through QEMU's
+// monitor, sees QEMU listen on its host port, removes it again and sees
+// the port refuse. (Guest port 9 has no listener: what is proved is the
+// host side, which is what hostfwd_add and hostfwd_remove change.)
+func checkLiveForwards(ctx context.Context, t *testing.T, p *Provider, m *vm.Machine) {
+	t.Helper()
+	orig := append([]vm.Forward(nil), m.Forwards...)
+	got, err := p.SetForwardsLive(ctx, m, append(append([]vm.Forward(nil), orig...), vm.Forward{Name: "extra", GuestPort: 9, HostIP: "127.0.0.1"}))
+	if err != nil {
+		t.Fatalf("SetForwardsLive: %v", err)
+	}
+	var extra vm.Forward
+	for _, f := range got {
+		if f.Name == "extra" {
+			extra = f
+		}
+	}
+	if extra.HostPort == 0 || len(got) != len(orig)+1 {
+		t.Fatalf("SetForwardsLive gave %+v", got)
+	}
+	addr := net.JoinHostPort(extra.HostIP, strconv.Itoa(extra.HostPort))
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("the live forward %s does not listen: %v", addr, err)
+	}
+	conn.Close()
+	// The machine's SSH forward still works beside it.
+	if ssh, ok := m.Forward("ssh"); ok {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(ssh.HostIP, strconv.Itoa(ssh.HostPort)), 5*time.Second)
+		if err != nil {
+			t.Fatalf("the SSH forward after a live change: %v", err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		banner := make([]byte, 8)
+		_, err = io.ReadFull(c, banner)
+		c.Close()
+		if err != nil || string(banner) != "SSH-2.0-" {
+			t.Fatalf("the SSH forward after a live change gave %q, %v", banner, err)
+		}
+	}
+	if _, err := p.SetForwardsLive(ctx, m, orig); err != nil {
+		t.Fatalf("SetForwardsLive back: %v", err)
+	}
+	if conn, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
+		conn.Close()
+		t.Errorf("the removed forward %s still accepts connections", addr)
+	}
+	d, err := p.domainXML(machineDomain(m), golibvirt.DomainXMLInactive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := netOf(d); len(n.Forwards) != len(orig) {
+		t.Errorf("definition after the live round trip has forwards %+v, want %+v", n.Forwards, orig)
 	}
 }

@@ -108,9 +108,9 @@ func TestE2ERemoteSSH(t *testing.T) {
 	}
 
 	p := e2eProvider(t, func(o *Options) { o.URI = uri; o.KnownHostsFile = known })
-	user, hostport, ok := p.RemoteSSH()
-	if !ok || user != "root" || hostport != fmt.Sprintf("127.0.0.1:%d", port) {
-		t.Fatalf("RemoteSSH() = %q, %q, %v", user, hostport, ok)
+	hop, ok := p.Hop()
+	if !ok || hop.User != "root" || hop.Addr != fmt.Sprintf("127.0.0.1:%d", port) || hop.KnownHostsFile != known {
+		t.Fatalf("Hop() = %+v, %v", hop, ok)
 	}
 	if p.LibVersion() < 1_000_000 {
 		t.Fatalf("LibVersion() = %d", p.LibVersion())

@@ -673,3 +673,88 @@ func (p *Provider) SetForwards(ctx context.Context, m *vm.Machine, forwards []vm
 	}
 	return fw, nil
 }
+
+// hmpFlag makes QEMUDomainMonitorCommand take a human monitor command
+// (VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP).
+const hmpFlag = 1
+
+// SetForwardsLive changes the forwards of a running machine at once:
+// QEMU's monitor adds and removes hostfwd rules on the user-mode netdev,
+// and the domain's definition records them for the next start. Only the
+// hostfwd network (libvirt before 9.2) can change while the VM runs.
+func (p *Provider) SetForwardsLive(ctx context.Context, m *vm.Machine, forwards []vm.Forward) ([]vm.Forward, error) {
+	defer p.watch(ctx)()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	name := machineDomain(m)
+	d, err := p.domainXML(name, golibvirt.DomainXMLInactive)
+	if err != nil {
+		return nil, err
+	}
+	n := netOf(d)
+	switch n.Mode {
+	case netLibvirt:
+		return forwards, nil
+	case netHostfwd:
+	default:
+		return nil, fmt.Errorf("the forwards of machine %q change only while it is halted (%s networking)", m.Name, n.Mode)
+	}
+	dom, err := p.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := p.lock(ctx, "ports")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	fw, err := fillForwards(forwards, portPicker{avoid: p.usedPorts(name)})
+	if err != nil {
+		return nil, err
+	}
+	// hostfwd_add says nothing when it works; hostfwd_remove says
+	// "host forwarding rule for ... removed". Anything else is an error.
+	hmp := func(cmd, okSuffix string) error {
+		out, err := p.l.QEMUDomainMonitorCommand(dom, cmd, hmpFlag)
+		if err != nil {
+			return fmt.Errorf("QEMU monitor %q on domain %q: %w", cmd, name, err)
+		}
+		if out = strings.TrimSpace(out); out != "" && (okSuffix == "" || !strings.HasSuffix(out, okSuffix)) {
+			return fmt.Errorf("QEMU monitor %q on domain %q: %s", cmd, name, firstLine(out))
+		}
+		return nil
+	}
+	for _, old := range n.Forwards {
+		if !hasRule(fw, old) {
+			if err := hmp(fmt.Sprintf("hostfwd_remove net0 tcp:%s:%d", old.HostIP, old.HostPort), " removed"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, f := range fw {
+		if !hasRule(n.Forwards, f) {
+			if err := hmp(fmt.Sprintf("hostfwd_add net0 tcp:%s:%d-:%d", f.HostIP, f.HostPort, f.GuestPort), ""); err != nil {
+				return nil, err
+			}
+		}
+	}
+	n.Forwards = fw
+	if err := applyNet(d, n); err != nil {
+		return nil, err
+	}
+	if err := p.define(d); err != nil {
+		return nil, err
+	}
+	return fw, nil
+}
+
+// hasRule reports whether list holds the same hostfwd rule as f.
+func hasRule(list []vm.Forward, f vm.Forward) bool {
+	for _, g := range list {
+		if g.HostIP == f.HostIP && g.HostPort == f.HostPort && g.GuestPort == f.GuestPort {
+			return true
+		}
+	}
+	return false
+}

@@ -22,6 +22,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/devbundle/devbundle/vm"
+	"github.com/devbundle/devbundle/vm/sshc"
 )
 
 // Networking modes.
@@ -176,16 +177,16 @@ func (p *Provider) Close() error {
 	return p.l.Disconnect()
 }
 
-// RemoteSSH tells whether the daemon runs on another host reached over
-// SSH. Then every forward binds that host's loopback, not ours: whoever
-// connects to a machine's ports must tunnel through SSH to user@hostport
-// (host:port of the SSH server) and dial the forward's HostIP:HostPort
-// from there.
-func (p *Provider) RemoteSSH() (user, hostport string, ok bool) {
-	if p.t.ssh == nil {
-		return "", "", false
+// Hop tells whether the daemon runs on another host reached over SSH, and
+// how to log in there. Then every forward binds that host's loopback, not
+// ours: whoever connects to a machine's ports goes through an SSH
+// connection to the hop and dials the forward's HostIP:HostPort from there.
+func (p *Provider) Hop() (sshc.Hop, bool) {
+	s := p.t.ssh
+	if s == nil {
+		return sshc.Hop{}, false
 	}
-	return p.t.ssh.user, p.t.ssh.addr(), true
+	return sshc.Hop{User: s.user, Addr: s.addr(), KeyFile: s.keyFile, KnownHostsFile: knownHostsFile(p.t, p.opts), NoVerify: s.noVerify}, true
 }
 
 // domainName is the libvirt domain of a machine.

@@ -26,7 +26,13 @@ type Client struct {
 	closeOnce sync.Once
 	closeErr  error
 	done      chan struct{}
+	// also are closed after the connection (the hop it runs through).
+	also []io.Closer
 }
+
+// AlsoClose makes Close close cl too, after the connection: the SSH
+// connection to a hop that the client's connection runs through.
+func (c *Client) AlsoClose(cl io.Closer) { c.also = append(c.also, cl) }
 
 // Addr is the address the client connected to.
 func (c *Client) Addr() string { return c.addr }
@@ -45,6 +51,9 @@ func (c *Client) Close() error {
 			close(c.done)
 		}
 		c.closeErr = c.ssh.Close()
+		for _, cl := range c.also {
+			_ = cl.Close()
+		}
 	})
 	return c.closeErr
 }

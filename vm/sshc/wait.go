@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -62,6 +63,9 @@ type WaitOptions struct {
 	// Hint is added to the timeout error's hint, e.g. where the machine's
 	// console log is.
 	Hint string
+	// Dial, when set, opens the TCP connection to Addr instead of a direct
+	// connect: through a Hop's SSH connection for a remote libvirt host.
+	Dial DialFunc
 	// OnAttempt, when set, is called after every failed attempt with its
 	// number (from 1) and error, e.g. for a debug log.
 	OnAttempt func(attempt int, err error)
@@ -191,18 +195,24 @@ func orDefault(d, def time.Duration) time.Duration {
 // dialOnce makes one connection attempt: TCP connect, SSH handshake and
 // authentication, all bounded by ctx and the per-attempt timeouts.
 func dialOnce(ctx context.Context, opts WaitOptions) (*Client, error) {
-	dialer := net.Dialer{Timeout: orDefault(opts.DialTimeout, DefaultDialTimeout)}
-	conn, err := dialer.DialContext(ctx, "tcp", opts.Addr)
+	dialTimeout := orDefault(opts.DialTimeout, DefaultDialTimeout)
+	dial := opts.Dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: dialTimeout}).DialContext
+	}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	conn, err := dial(dctx, "tcp", opts.Addr)
+	cancel()
 	if err != nil {
 		return nil, err
 	}
 	hsTimeout := orDefault(opts.HandshakeTimeout, DefaultHandshakeTimeout)
-	if err := conn.SetDeadline(time.Now().Add(hsTimeout)); err != nil {
-		_ = conn.Close()
-		return nil, err
-	}
-	// Closing the connection is the only way to interrupt a handshake.
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	// Closing the connection is the only way to interrupt a handshake: at
+	// ctx's end, or after hsTimeout (a deadline would do, but a channel
+	// through a hop's SSH connection has none).
+	hsCtx, hsCancel := context.WithTimeout(ctx, hsTimeout)
+	defer hsCancel()
+	stop := context.AfterFunc(hsCtx, func() { _ = conn.Close() })
 
 	signers := make([]ssh.Signer, len(opts.Signers))
 	used := make([]bool, len(opts.Signers))
@@ -217,22 +227,21 @@ func dialOnce(ctx context.Context, opts WaitOptions) (*Client, error) {
 	}
 	sconn, chans, reqs, err := ssh.NewClientConn(conn, opts.Addr, cfg)
 	if !stop() {
-		// ctx ended during the handshake and the connection is closed.
+		// ctx or the handshake's time ended and the connection is closed.
 		if err == nil {
 			_ = sconn.Close()
 		}
 		_ = conn.Close()
-		return nil, ctx.Err()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("no SSH handshake within %s: %w", hsTimeout, os.ErrDeadlineExceeded)
 	}
 	if err != nil {
 		_ = conn.Close()
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w (the server closed the connection before the handshake finished)", err)
 		}
-		return nil, err
-	}
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		_ = sconn.Close()
 		return nil, err
 	}
 	// The handshake goroutine has finished: used is safe to read.

@@ -65,7 +65,7 @@ func NewClient(e Endpoint) (*Client, error) {
 		TLSClientConfig:     cfg,
 		DisableKeepAlives:   true,
 		TLSHandshakeTimeout: 15 * time.Second,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		DialContext:         e.dialer(),
 	}}}, nil
 }
 
@@ -242,12 +242,13 @@ func handshake(ctx context.Context, e Endpoint) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: cfg}
-	conn, err := d.DialContext(ctx, "tcp", host)
+	raw, err := e.dialer()(ctx, "tcp", host)
 	if err != nil {
 		return err
 	}
-	return conn.Close()
+	conn := tls.Client(raw, cfg)
+	defer func() { _ = conn.Close() }()
+	return conn.HandshakeContext(ctx)
 }
 
 // WaitOptions say what WaitReady waits for.

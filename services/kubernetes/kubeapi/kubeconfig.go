@@ -12,6 +12,7 @@ package kubeapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +20,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -45,6 +47,17 @@ type Endpoint struct {
 	// when it is not the host of Server ("" for that host).
 	ServerName string
 	Credentials
+	// Dial opens connections to Server's host:port: nil dials directly;
+	// a machine on a remote libvirt host is reached through SSH.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// dialer is e.Dial or a direct dialer.
+func (e Endpoint) dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if e.Dial != nil {
+		return e.Dial
+	}
+	return (&net.Dialer{Timeout: 10 * time.Second}).DialContext
 }
 
 // kubeconfig is the part of a kubeconfig file devbundle reads and writes.
