@@ -72,6 +72,13 @@ if ! cmp -s go.mod /tmp/devbundle-go.mod.before || ! cmp -s go.sum /tmp/devbundl
 	exit 1
 fi
 
+stage "client binaries for the install-cli tests"
+# Real docker and kubectl clients from Debian's packages, served by the
+# tests' local mirror (cached outside the clone).
+DEVBUNDLE_CLIBINS_DIR=$(bash tests/clibins/mirror-binaries.sh)
+export DEVBUNDLE_CLIBINS_DIR
+echo "client binaries: $DEVBUNDLE_CLIBINS_DIR"
+
 stage "unit tests"
 go test -race -count=1 ./...
 
