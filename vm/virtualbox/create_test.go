@@ -345,3 +345,59 @@ func TestSetForwardsRefusedWhileRunning(t *testing.T) {
 		t.Errorf("rules %+v", rules)
 	}
 }
+
+// A running VM's forwards change at once through "controlvm natpf1": a
+// new rule is added, a dropped one deleted, kept ones left alone; the
+// fake refuses the same calls on a powered-off VM, where SetForwardsLive
+// takes the modifyvm path.
+func TestSetForwardsLiveWhileRunning(t *testing.T) {
+	f := newFakeVBox(t, fakevbox.Knobs{})
+	p := f.provider(t)
+	ctx := context.Background()
+	c, err := p.Create(ctx, testSpec(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &vm.Machine{Name: "default", ID: c.ID}
+	if err := p.Start(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	// Keep ssh, drop docker, add kubernetes.
+	want := append(c.Forwards[:1:1], vm.Forward{Name: "kubernetes", GuestPort: 6443})
+	got, err := p.SetForwardsLive(ctx, m, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != c.Forwards[0] || got[1].Name != "kubernetes" || got[1].HostPort == 0 {
+		t.Fatalf("SetForwardsLive = %+v", got)
+	}
+	st, err := fakevbox.Load(f.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := st.VMs[0]
+	if v.State != "running" {
+		t.Errorf("VM state %q after a live change", v.State)
+	}
+	var names []string
+	for _, r := range v.NICs[0].Rules {
+		names = append(names, r.Name)
+		if r.Name == "kubernetes" && (r.HostPort != got[1].HostPort || r.HostIP != "127.0.0.1" || r.GuestPort != 6443) {
+			t.Errorf("kubernetes rule %+v", r)
+		}
+	}
+	if strings.Join(names, ",") != "ssh,kubernetes" {
+		t.Errorf("rules after the live change: %v", names)
+	}
+	// Powered off: the same call goes through modifyvm.
+	if err := p.Halt(ctx, m, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.SetForwardsLive(ctx, m, c.Forwards); err != nil {
+		t.Fatalf("SetForwardsLive on a powered-off VM: %v", err)
+	}
+	st, _ = fakevbox.Load(f.state)
+	if rules := st.VMs[0].NICs[0].Rules; len(rules) != 2 || rules[1].Name != "docker" {
+		t.Errorf("rules after the powered-off change: %+v", rules)
+	}
+}

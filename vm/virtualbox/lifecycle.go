@@ -297,3 +297,48 @@ func (p *Provider) ReadConsole(_ context.Context, m *vm.Machine, limit int64) ([
 	}
 	return io.ReadAll(f)
 }
+
+// SetForwardsLive changes the NAT rules of a running VM at once with
+// "controlvm natpf1" (one rule per call; the settings keep them for later
+// starts). A powered-off VM takes SetForwards.
+func (p *Provider) SetForwardsLive(ctx context.Context, m *vm.Machine, forwards []vm.Forward) ([]vm.Forward, error) {
+	info, err := p.one(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if mapState(info.State) != vm.StateRunning {
+		return p.SetForwards(ctx, m, forwards)
+	}
+	unlock, err := p.lock(ctx, "ports")
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	fw, err := p.fillForwards(ctx, forwards, info.UUID)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]natRule{}
+	for _, f := range fw {
+		want[f.Name] = ruleFor(f)
+	}
+	have := map[string]bool{}
+	for _, r := range info.Forwards {
+		if w, ok := want[r.Name]; ok && w.Proto == r.Proto && w.HostIP == r.HostIP && w.HostPort == r.HostPort && w.GuestPort == r.GuestPort {
+			have[r.Name] = true
+			continue
+		}
+		if _, err := p.v.run(ctx, "controlvm", info.UUID, "natpf1", "delete", r.Name); err != nil {
+			return nil, fmt.Errorf("remove forward %q of running machine %q: %w", r.Name, m.Name, err)
+		}
+	}
+	for _, f := range fw {
+		if have[f.Name] {
+			continue
+		}
+		if _, err := p.v.run(ctx, "controlvm", info.UUID, "natpf1", ruleFor(f).String()); err != nil {
+			return nil, fmt.Errorf("add forward %q to running machine %q: %w", f.Name, m.Name, err)
+		}
+	}
+	return fw, nil
+}

@@ -68,6 +68,7 @@ type Provider struct {
 var (
 	_ vm.Provider          = (*Provider)(nil)
 	_ vm.ForwardReconciler = (*Provider)(nil)
+	_ vm.LiveForwarder     = (*Provider)(nil)
 )
 
 // minMajor, minMinor is the oldest VirtualBox devbundle drives: import's

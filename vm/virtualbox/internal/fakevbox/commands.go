@@ -538,6 +538,9 @@ func (f *fake) startvm(args []string) error {
 }
 
 func (f *fake) controlvm(args []string) error {
+	if len(args) >= 4 && args[2] == "natpf1" {
+		return f.controlNATPF(args)
+	}
 	if len(args) != 3 {
 		return f.unknown(args, "the fake knows controlvm <vm> acpipowerbutton|poweroff|resume only")
 	}
@@ -577,6 +580,34 @@ func (f *fake) controlvm(args []string) error {
 		return nil
 	}
 	return f.unknown(args, "the fake knows controlvm acpipowerbutton|poweroff|resume only")
+}
+
+// controlNATPF changes the NAT rules of a running VM's first adapter:
+// "controlvm <vm> natpf1 <rule>" or "controlvm <vm> natpf1 delete <name>"
+// (VirtualBox User Manual, chapter 8, VBoxManage controlvm: natpf<1-N>).
+// Like the real tool it needs the VM running, with a NAT adapter 1.
+func (f *fake) controlNATPF(args []string) error {
+	var v string
+	var o *opts
+	switch {
+	case len(args) == 4 && args[3] != "delete":
+		v = args[3]
+	case len(args) == 5 && args[3] == "delete":
+		v, o = "delete", &opts{args: args[4:]}
+	default:
+		return f.unknown(args, "the fake knows controlvm <vm> natpf1 <rule> and controlvm <vm> natpf1 delete <name> only")
+	}
+	m, err := f.find(args[1])
+	if err != nil {
+		return err
+	}
+	if m.State != "running" && m.State != "paused" {
+		return f.fail("not-running", m.Name)
+	}
+	if len(m.NICs) == 0 || m.NICs[0].Type != "nat" {
+		return f.unknown(args, "adapter 1 of the VM is not attached to NAT")
+	}
+	return f.natpf(&m.NICs[0], o, v, args)
 }
 
 // unregistervm --delete removes the VM's settings, disks and logs, and
