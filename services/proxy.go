@@ -10,9 +10,9 @@ import (
 	"github.com/devbundle/devbundle/vm"
 )
 
-// hostFromUserMode is the host's loopback as a guest on user-mode
+// HostFromUserMode is the host's loopback as a guest on user-mode
 // networking sees it (QEMU's slirp and VirtualBox's NAT both use it).
-const hostFromUserMode = "10.0.2.2"
+const HostFromUserMode = "10.0.2.2"
 
 // GuestProxy returns the proxy as the guest must name it. A proxy on the
 // host's loopback is at 10.0.2.2 from a guest on user-mode networking; on
@@ -35,9 +35,9 @@ func GuestProxy(m *vm.Machine, proxy string) (guest, warning string) {
 		return proxy, "the proxy " + u.Redacted() + " is on the host's loopback, which the machine cannot reach on its network; use an address of the host the machine can reach"
 	}
 	if port := u.Port(); port != "" {
-		u.Host = net.JoinHostPort(hostFromUserMode, port)
+		u.Host = net.JoinHostPort(HostFromUserMode, port)
 	} else {
-		u.Host = hostFromUserMode
+		u.Host = HostFromUserMode
 	}
 	return u.String(), ""
 }
@@ -46,12 +46,22 @@ func GuestProxy(m *vm.Machine, proxy string) (guest, warning string) {
 // HTTPS_PROXY and NO_PROXY (both spellings), and the file mode it needs:
 // 0600 when the proxy URL carries credentials, else 0644.
 func ProxyDropIn(proxy string, noProxy []string) ([]byte, os.FileMode, error) {
-	if strings.ContainsFunc(proxy+strings.Join(noProxy, ","), func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return nil, 0, fmt.Errorf("proxy %q has a control character in it", proxy)
+	env, err := ProxyEnvironment(proxy, noProxy)
+	if err != nil {
+		return nil, 0, err
 	}
 	mode := os.FileMode(0o644)
 	if u, err := url.Parse(proxy); err == nil && u.User != nil {
 		mode = 0o600
+	}
+	return []byte("# Written by devbundle on every `up`; edits are replaced.\n[Service]\n" + env), mode, nil
+}
+
+// ProxyEnvironment renders a unit's Environment= line with HTTP_PROXY,
+// HTTPS_PROXY and NO_PROXY in both spellings, each quoted for systemd.
+func ProxyEnvironment(proxy string, noProxy []string) (string, error) {
+	if strings.ContainsFunc(proxy+strings.Join(noProxy, ","), func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", fmt.Errorf("proxy %q has a control character in it", proxy)
 	}
 	no := strings.Join(noProxy, ",")
 	var quoted []string
@@ -61,10 +71,7 @@ func ProxyDropIn(proxy string, noProxy []string) ([]byte, os.FileMode, error) {
 	} {
 		quoted = append(quoted, systemdQuote(v))
 	}
-	var b strings.Builder
-	b.WriteString("# Written by devbundle on every `up`; edits are replaced.\n[Service]\n")
-	b.WriteString("Environment=" + strings.Join(quoted, " ") + "\n")
-	return []byte(b.String()), mode, nil
+	return "Environment=" + strings.Join(quoted, " ") + "\n", nil
 }
 
 // systemdQuote quotes one Environment= assignment: double quotes, with

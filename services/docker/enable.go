@@ -41,12 +41,12 @@ func (s *Service) Enable(ctx context.Context, sc services.Context) (json.RawMess
 		return nil, err
 	}
 
-	proxy, warning := guestProxy(m, sc.Proxy)
+	proxy, warning := services.GuestProxy(m, sc.Proxy)
 	if warning != "" {
 		logf("docker: %s", warning)
 	}
 	if proxy != sc.Proxy {
-		logf("docker: the guest reaches the proxy on the host's loopback at %s", hostFromUserMode)
+		logf("docker: the guest reaches the proxy on the host's loopback at %s", services.HostFromUserMode)
 	}
 	sc.Proxy = proxy
 

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/devbundle/devbundle/services"
 )
 
 // Paths in the guest.
@@ -73,7 +75,7 @@ func RenderDropIn(opts DropInOptions) ([]byte, error) {
 	b.WriteString("# with a certificate of this machine's CA, beside its unix socket.\n")
 	b.WriteString("[Service]\n")
 	if opts.Proxy != "" {
-		env, err := proxyEnvironment(opts.Proxy)
+		env, err := services.ProxyEnvironment(opts.Proxy, []string{"localhost", "127.0.0.1"})
 		if err != nil {
 			return nil, err
 		}
@@ -91,31 +93,6 @@ func DropInMode(proxy string) uint32 {
 		return 0o600
 	}
 	return 0o644
-}
-
-// proxyEnvironment renders the Environment= line for dockerd's proxy.
-func proxyEnvironment(proxy string) (string, error) {
-	if strings.ContainsFunc(proxy, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "", fmt.Errorf("proxy %q has a control character in it", proxy)
-	}
-	vars := []string{
-		"HTTP_PROXY=" + proxy,
-		"HTTPS_PROXY=" + proxy,
-		"NO_PROXY=localhost,127.0.0.1",
-	}
-	var quoted []string
-	for _, v := range vars {
-		quoted = append(quoted, systemdQuote(v))
-	}
-	return "Environment=" + strings.Join(quoted, " ") + "\n", nil
-}
-
-// systemdQuote quotes one Environment= assignment: double quotes, with
-// backslash and double quote escaped and % doubled (systemd expands %
-// specifiers in Environment=).
-func systemdQuote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "%", "%%")
-	return `"` + r.Replace(s) + `"`
 }
 
 // unitHeader matches the line `systemctl cat` prints before each file.

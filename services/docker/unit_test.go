@@ -165,7 +165,8 @@ func TestRenderDropInProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantEnv := `Environment="HTTP_PROXY=http://us%%40r:p\"w\\d@proxy.example:3128" "HTTPS_PROXY=http://us%%40r:p\"w\\d@proxy.example:3128" "NO_PROXY=localhost,127.0.0.1"` + "\n"
+	wantEnv := `Environment="HTTP_PROXY=http://us%%40r:p\"w\\d@proxy.example:3128" "HTTPS_PROXY=http://us%%40r:p\"w\\d@proxy.example:3128" "NO_PROXY=localhost,127.0.0.1"` +
+		` "http_proxy=http://us%%40r:p\"w\\d@proxy.example:3128" "https_proxy=http://us%%40r:p\"w\\d@proxy.example:3128" "no_proxy=localhost,127.0.0.1"` + "\n"
 	if !strings.Contains(string(got), "[Service]\n"+wantEnv+"ExecStart=\n") {
 		t.Errorf("proxy lines:\n%s\nwant:\n%s", got, wantEnv)
 	}

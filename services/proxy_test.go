@@ -1,4 +1,4 @@
-package docker
+package services
 
 import (
 	"strings"
@@ -25,7 +25,7 @@ func TestGuestProxy(t *testing.T) {
 		{&vm.Machine{Network: "network"}, "http://192.168.1.5:3128", "http://192.168.1.5:3128", false},
 	}
 	for _, tc := range cases {
-		got, warn := guestProxy(tc.m, tc.in)
+		got, warn := GuestProxy(tc.m, tc.in)
 		if got != tc.out || (warn != "") != tc.warn {
 			t.Errorf("%q (%s): got %q warning %q, want %q warning %v", tc.in, tc.m.Network, got, warn, tc.out, tc.warn)
 		}
