@@ -10,7 +10,6 @@
 package docker
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"slices"
@@ -87,15 +86,8 @@ type State struct {
 
 // ReadState returns what the docker service recorded for m; ok is false
 // when it was never enabled.
-func ReadState(m *vm.Machine) (st State, ok bool, err error) {
-	raw, found := m.Services[Name]
-	if !found || len(raw) == 0 {
-		return State{}, false, nil
-	}
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return State{}, false, fmt.Errorf("machine %q: the docker service's state is unreadable: %w; run \"devbundle up -m %s --services docker\"", m.Name, err, m.Name)
-	}
-	return st, true, nil
+func ReadState(m *vm.Machine) (State, bool, error) {
+	return services.ReadState[State](m, Name)
 }
 
 // Endpoint is the host and port the host reaches dockerd's TLS port at:

@@ -13,7 +13,6 @@
 package kubernetes
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -97,15 +96,8 @@ type State struct {
 
 // ReadState returns what the service recorded for m; ok is false when it
 // was never enabled.
-func ReadState(m *vm.Machine) (st State, ok bool, err error) {
-	raw, found := m.Services[Name]
-	if !found || len(raw) == 0 {
-		return State{}, false, nil
-	}
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return State{}, false, fmt.Errorf("machine %q: the kubernetes service's state is unreadable: %w; run \"devbundle up -m %s --services kubernetes\"", m.Name, err, m.Name)
-	}
-	return st, true, nil
+func ReadState(m *vm.Machine) (State, bool, error) {
+	return services.ReadState[State](m, Name)
 }
 
 // Endpoint is the host and port the host reaches the API server at: the

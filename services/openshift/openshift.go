@@ -17,7 +17,6 @@
 package openshift
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -111,15 +110,8 @@ type State struct {
 }
 
 // ReadState returns what the service recorded for m.
-func ReadState(m *vm.Machine) (st State, ok bool, err error) {
-	raw, found := m.Services[Name]
-	if !found || len(raw) == 0 {
-		return State{}, false, nil
-	}
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return State{}, false, fmt.Errorf("machine %q: the openshift service's state is unreadable: %w; run \"devbundle up -m %s --services openshift\"", m.Name, err, m.Name)
-	}
-	return st, true, nil
+func ReadState(m *vm.Machine) (State, bool, error) {
+	return services.ReadState[State](m, Name)
 }
 
 // guestPort is the API port of flavour f.
