@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/devbundle/devbundle/internal/tlsutil"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -164,12 +166,12 @@ func TestCertsWorkInARealTLSHandshake(t *testing.T) {
 	noCert.Certificates = nil
 	if err := dial(noCert); err == nil {
 		t.Errorf("a client without a certificate got through")
-	} else if !isCertificateError(err) {
+	} else if !tlsutil.IsCertificateError(err) {
 		t.Errorf("refused client: %v is not seen as a certificate error", err)
 	}
 	wrongName := cfg.Clone()
 	wrongName.ServerName = "10.0.2.15"
-	if err := dial(wrongName); err == nil || !isCertificateError(err) {
+	if err := dial(wrongName); err == nil || !tlsutil.IsCertificateError(err) {
 		t.Errorf("server name outside the SANs: %v, want a certificate error", err)
 	}
 	other := t.TempDir()
@@ -178,7 +180,7 @@ func TestCertsWorkInARealTLSHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dial(otherCfg); err == nil || !isCertificateError(err) {
+	if err := dial(otherCfg); err == nil || !tlsutil.IsCertificateError(err) {
 		t.Errorf("another machine's certificates: %v, want a certificate error", err)
 	}
 }

@@ -13,10 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/devbundle/devbundle/internal/dberr"
+	"github.com/devbundle/devbundle/internal/tlsutil"
 	"github.com/devbundle/devbundle/vm/sshc"
 )
 
@@ -119,7 +119,7 @@ func getVersion(ctx context.Context, client *http.Client, url string) (versionIn
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		if isCertificateError(err) {
+		if tlsutil.IsCertificateError(err) {
 			return versionInfo{}, &certificateError{err: err}
 		}
 		return versionInfo{}, err
@@ -140,23 +140,4 @@ func getVersion(ctx context.Context, client *http.Client, url string) (versionIn
 		return versionInfo{}, fmt.Errorf("GET %s: the answer has no Version or ApiVersion: %s", url, tail(string(body), 200))
 	}
 	return v, nil
-}
-
-// isCertificateError reports a handshake that failed on a certificate:
-// the server's did not verify, or the server refused ours (a "remote
-// error" alert naming a certificate: bad certificate, unknown certificate
-// authority, certificate required...).
-func isCertificateError(err error) bool {
-	var (
-		verr  *tls.CertificateVerificationError
-		uaerr x509.UnknownAuthorityError
-		herr  x509.HostnameError
-		cierr x509.CertificateInvalidError
-		operr *net.OpError
-	)
-	if errors.As(err, &verr) || errors.As(err, &uaerr) || errors.As(err, &herr) || errors.As(err, &cierr) {
-		return true
-	}
-	return errors.As(err, &operr) && operr.Op == "remote error" && operr.Err != nil &&
-		strings.Contains(operr.Err.Error(), "certificate")
 }

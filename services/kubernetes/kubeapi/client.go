@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/devbundle/devbundle/internal/tlsutil"
 )
 
 func encodeData(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
@@ -163,23 +165,6 @@ type CertificateError struct{ Err error }
 func (e *CertificateError) Error() string { return e.Err.Error() }
 func (e *CertificateError) Unwrap() error { return e.Err }
 
-// isCertificateError reports a handshake that failed on a certificate:
-// the server's did not verify, or the server refused ours.
-func isCertificateError(err error) bool {
-	var (
-		verr  *tls.CertificateVerificationError
-		uaerr x509.UnknownAuthorityError
-		herr  x509.HostnameError
-		cierr x509.CertificateInvalidError
-		operr *net.OpError
-	)
-	if errors.As(err, &verr) || errors.As(err, &uaerr) || errors.As(err, &herr) || errors.As(err, &cierr) {
-		return true
-	}
-	return errors.As(err, &operr) && operr.Op == "remote error" && operr.Err != nil &&
-		strings.Contains(operr.Err.Error(), "certificate")
-}
-
 // preferredNames are the names tried, in order, when the server's
 // certificate does not carry the host the client dials.
 var preferredNames = []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "127.0.0.1"}
@@ -199,7 +184,7 @@ func ResolveServerName(ctx context.Context, e Endpoint) (Endpoint, error) {
 	}
 	var herr x509.HostnameError
 	if !errors.As(err, &herr) || herr.Certificate == nil {
-		if isCertificateError(err) {
+		if tlsutil.IsCertificateError(err) {
 			return e, &CertificateError{Err: err}
 		}
 		return e, err
@@ -222,7 +207,7 @@ func ResolveServerName(ctx context.Context, e Endpoint) (Endpoint, error) {
 	// and the chosen name in full.
 	e.ServerName = candidates[0]
 	if err := handshake(ctx, e); err != nil {
-		if isCertificateError(err) {
+		if tlsutil.IsCertificateError(err) {
 			return e, &CertificateError{Err: err}
 		}
 		return e, err
@@ -318,7 +303,7 @@ func WaitReady(ctx context.Context, e Endpoint, opts WaitOptions) (Endpoint, err
 				pathIdx++
 				_, err = c.Get(ctx, opts.Paths[pathIdx])
 			}
-			if err != nil && isCertificateError(err) {
+			if err != nil && tlsutil.IsCertificateError(err) {
 				return &CertificateError{Err: err}
 			}
 			return err
