@@ -38,6 +38,8 @@ apt_install() {
 }
 
 stage "host set-up"
+# Go is at /usr/local/go on these machines, not always on PATH.
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 command -v bc >/dev/null || apt_install bc
 # Real shells for envfmt's eval tests, a real sshd for the SSH tests.
 apt_install bash dash zsh fish tcsh openssh-server openssh-client ca-certificates sudo vagrant
@@ -109,6 +111,12 @@ echo "test box: $DEVBUNDLE_TESTBOX_DIR"
 DEVBUNDLE_TESTBOX_NODOCKER_DIR=$(bash tests/box/cached.sh --no-docker)
 export DEVBUNDLE_TESTBOX_NODOCKER_DIR
 echo "test box without docker: $DEVBUNDLE_TESTBOX_NODOCKER_DIR"
+# The docker box plus a single-node Kubernetes built from Go modules
+# (tests/box/k8s; binaries cached in /var/cache/devbundle-testbox/k8s-bin,
+# 10-15 minutes cold).
+DEVBUNDLE_TESTBOX_K8S_DIR=$(bash tests/box/cached.sh --kubernetes)
+export DEVBUNDLE_TESTBOX_K8S_DIR
+echo "kubernetes test box: $DEVBUNDLE_TESTBOX_K8S_DIR"
 
 stage "e2e tier (real VMs, one package at a time)"
 go test -tags e2e -p 1 -count=1 -timeout 60m ./...
