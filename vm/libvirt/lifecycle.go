@@ -639,6 +639,18 @@ func (p *Provider) Destroy(ctx context.Context, m *vm.Machine) error {
 // left 0 are picked free); it takes effect at the next start. In network
 // mode there is nothing to forward and forwards come back as they are.
 func (p *Provider) SetForwards(ctx context.Context, m *vm.Machine, forwards []vm.Forward) ([]vm.Forward, error) {
+	return p.setForwards(ctx, m, forwards, false)
+}
+
+// SetForwardsLive changes the forwards of a running machine at once:
+// QEMU's monitor adds and removes hostfwd rules on the user-mode netdev,
+// and the domain's definition records them for the next start. Only the
+// hostfwd network (libvirt before 9.2) can change while the VM runs.
+func (p *Provider) SetForwardsLive(ctx context.Context, m *vm.Machine, forwards []vm.Forward) ([]vm.Forward, error) {
+	return p.setForwards(ctx, m, forwards, true)
+}
+
+func (p *Provider) setForwards(ctx context.Context, m *vm.Machine, forwards []vm.Forward, live bool) ([]vm.Forward, error) {
 	defer p.watch(ctx)()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -649,11 +661,13 @@ func (p *Provider) SetForwards(ctx context.Context, m *vm.Machine, forwards []vm
 		return nil, err
 	}
 	n := netOf(d)
-	if n.Mode == netLibvirt {
+	switch {
+	case n.Mode == netLibvirt:
 		return forwards, nil
-	}
-	if n.Mode == "" {
+	case n.Mode == "":
 		return nil, fmt.Errorf("domain %q was not networked by devbundle; destroy and recreate machine %q", name, m.Name)
+	case live && n.Mode != netHostfwd:
+		return nil, fmt.Errorf("the forwards of machine %q change only while it is halted (%s networking)", m.Name, n.Mode)
 	}
 	unlock, err := p.lock(ctx, "ports")
 	if err != nil {
@@ -663,6 +677,11 @@ func (p *Provider) SetForwards(ctx context.Context, m *vm.Machine, forwards []vm
 	fw, err := fillForwards(forwards, portPicker{avoid: p.usedPorts(name)})
 	if err != nil {
 		return nil, err
+	}
+	if live {
+		if err := p.changeHostfwds(name, n.Forwards, fw); err != nil {
+			return nil, err
+		}
 	}
 	n.Forwards = fw
 	if err := applyNet(d, n); err != nil {
@@ -678,40 +697,12 @@ func (p *Provider) SetForwards(ctx context.Context, m *vm.Machine, forwards []vm
 // (VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP).
 const hmpFlag = 1
 
-// SetForwardsLive changes the forwards of a running machine at once:
-// QEMU's monitor adds and removes hostfwd rules on the user-mode netdev,
-// and the domain's definition records them for the next start. Only the
-// hostfwd network (libvirt before 9.2) can change while the VM runs.
-func (p *Provider) SetForwardsLive(ctx context.Context, m *vm.Machine, forwards []vm.Forward) ([]vm.Forward, error) {
-	defer p.watch(ctx)()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	name := machineDomain(m)
-	d, err := p.domainXML(name, golibvirt.DomainXMLInactive)
-	if err != nil {
-		return nil, err
-	}
-	n := netOf(d)
-	switch n.Mode {
-	case netLibvirt:
-		return forwards, nil
-	case netHostfwd:
-	default:
-		return nil, fmt.Errorf("the forwards of machine %q change only while it is halted (%s networking)", m.Name, n.Mode)
-	}
+// changeHostfwds turns the running domain's hostfwd rules from old into
+// want through QEMU's monitor.
+func (p *Provider) changeHostfwds(name string, old, want []vm.Forward) error {
 	dom, err := p.lookup(name)
 	if err != nil {
-		return nil, err
-	}
-	unlock, err := p.lock(ctx, "ports")
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	fw, err := fillForwards(forwards, portPicker{avoid: p.usedPorts(name)})
-	if err != nil {
-		return nil, err
+		return err
 	}
 	// hostfwd_add says nothing when it works; hostfwd_remove says
 	// "host forwarding rule for ... removed". Anything else is an error.
@@ -725,28 +716,21 @@ func (p *Provider) SetForwardsLive(ctx context.Context, m *vm.Machine, forwards 
 		}
 		return nil
 	}
-	for _, old := range n.Forwards {
-		if !hasRule(fw, old) {
-			if err := hmp(fmt.Sprintf("hostfwd_remove net0 tcp:%s:%d", old.HostIP, old.HostPort), " removed"); err != nil {
-				return nil, err
+	for _, o := range old {
+		if !hasRule(want, o) {
+			if err := hmp(fmt.Sprintf("hostfwd_remove net0 tcp:%s:%d", o.HostIP, o.HostPort), " removed"); err != nil {
+				return err
 			}
 		}
 	}
-	for _, f := range fw {
-		if !hasRule(n.Forwards, f) {
+	for _, f := range want {
+		if !hasRule(old, f) {
 			if err := hmp(fmt.Sprintf("hostfwd_add net0 tcp:%s:%d-:%d", f.HostIP, f.HostPort, f.GuestPort), ""); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
-	n.Forwards = fw
-	if err := applyNet(d, n); err != nil {
-		return nil, err
-	}
-	if err := p.define(d); err != nil {
-		return nil, err
-	}
-	return fw, nil
+	return nil
 }
 
 // hasRule reports whether list holds the same hostfwd rule as f.
