@@ -29,11 +29,11 @@ func (f *Factory) FinishedConfig(apply func(*config.Config)) (*config.Config, er
 	if err := cfg.Finish(); err != nil {
 		where := "flags"
 		if src.Project != "" {
-			where = src.Project
+			where = src.Project + " and flags"
 		} else if src.User != "" {
-			where = src.User
+			where = src.User + " and flags"
 		}
-		return nil, dberr.Usage("invalid settings (from %s and flags):\n%w", where, err)
+		return nil, dberr.Usage("invalid settings (from %s):\n%w", where, err)
 	}
 	return cfg, nil
 }
