@@ -121,3 +121,20 @@ func TestNoProxyKeepsExisting(t *testing.T) {
 		t.Errorf("address added twice: %+v", b.Vars)
 	}
 }
+
+func TestCheckAgainstEnabled(t *testing.T) {
+	m := &vm.Machine{Name: "m1", Services: map[string]json.RawMessage{"kubernetes": json.RawMessage(`{}`)}}
+	err := CheckAgainstEnabled(m, []string{"docker", "openshift"})
+	if err == nil || !errors.Is(err, dberr.ErrUsage) || !strings.Contains(err.Error(), `machine "m1" runs kubernetes, which excludes openshift`) {
+		t.Fatalf("openshift beside kubernetes: %v", err)
+	}
+	for _, ok := range [][]string{{"docker"}, {"kubernetes"}, nil} {
+		if err := CheckAgainstEnabled(m, ok); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
+	}
+	osm := &vm.Machine{Name: "m2", Services: map[string]json.RawMessage{"openshift": json.RawMessage(`{}`)}}
+	if err := CheckAgainstEnabled(osm, []string{"kubernetes"}); err == nil {
+		t.Error("kubernetes beside openshift was not refused")
+	}
+}

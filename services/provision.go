@@ -31,6 +31,9 @@ type ProvisionOptions struct {
 // what each returns in the machine's state. It is `up`'s Provision hook.
 func Provision(opts ProvisionOptions) func(ctx context.Context, c *sshc.Client, m *vm.Machine) error {
 	return func(ctx context.Context, c *sshc.Client, m *vm.Machine) error {
+		if err := CheckAgainstEnabled(m, opts.Names); err != nil {
+			return err
+		}
 		var dial sshc.DialFunc
 		if opts.HostDialer != nil && len(opts.Names) > 0 {
 			d, release, err := opts.HostDialer(ctx, m)

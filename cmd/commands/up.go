@@ -80,6 +80,13 @@ Settings come from devbundle.yaml and the user config; flags override them.`,
 			if err != nil {
 				return err
 			}
+			// Refuse before booting what the machine cannot run beside the
+			// services it already runs.
+			if prev, err := mgr.Store.Load(f.Machine); err == nil {
+				if err := services.CheckAgainstEnabled(prev, cfg.Services); err != nil {
+					return err
+				}
+			}
 			reg := f.Services()
 			ports, err := reg.Ports(cfg.Services)
 			if err != nil {
