@@ -16,6 +16,7 @@ die() { printf 'setup-vm-host: error: %s\n' "$*" >&2; exit 1; }
 packages=(
 	qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients
 	debootstrap syslinux syslinux-common mtools dosfstools fdisk e2fsprogs pigz
+	dnsmasq-base iptables iproute2 openssh-server
 )
 missing=()
 for p in "${packages[@]}"; do
