@@ -6,6 +6,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -219,4 +221,69 @@ func (c *cli) runEnv(env []string, timeout time.Duration, args ...string) result
 	c.env = env
 	defer func() { c.env = saved }()
 	return c.run(timeout, args...)
+}
+
+// newKubectlMirror serves kubectl and its .sha256 at dl.k8s.io's path for
+// version (linux/amd64), over HTTPS trusted through SSL_CERT_FILE.
+func newKubectlMirror(t *testing.T, kubectl, version string) *dockerMirror {
+	t.Helper()
+	data, err := os.ReadFile(kubectl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	base := "/release/" + version + "/bin/linux/amd64/kubectl"
+	m := &dockerMirror{}
+	m.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.requests.Add(1)
+		switch r.URL.Path {
+		case base:
+			http.ServeContent(w, r, "kubectl", time.Unix(1700000000, 0), bytes.NewReader(data))
+		case base + ".sha256":
+			fmt.Fprint(w, hex.EncodeToString(sum[:]))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(m.srv.Close)
+	m.caFile = filepath.Join(t.TempDir(), "mirror-ca.pem")
+	pemData := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: m.srv.Certificate().Raw})
+	if err := os.WriteFile(m.caFile, pemData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// checkInstallCLIKubernetes runs `install-cli kubernetes` against a running
+// Kubernetes machine: the version comes from the API server's /version,
+// kubectl (the box's build of that version) is verified against its
+// .sha256 from a local mirror laid out like dl.k8s.io, and the installed
+// kubectl, found first on PATH after eval, reports that version and
+// reaches the cluster with `env kubernetes`.
+func checkInstallCLIKubernetes(t *testing.T, c *cli, machine, boxKubectl, serverVersion string) {
+	t.Helper()
+	mirror := newKubectlMirror(t, boxKubectl, serverVersion)
+	saved := c.env
+	c.env = append(withoutEnv(c.env, "DEVBUNDLE_MIRROR_KUBECTL", "SSL_CERT_FILE"),
+		"DEVBUNDLE_MIRROR_KUBECTL="+mirror.srv.URL, "SSL_CERT_FILE="+mirror.caFile)
+	defer func() { c.env = saved }()
+	// The cache names versions without Kubernetes' "v" (the URL keeps it).
+	cached := filepath.Join(c.home, "cache", "bin", "kubectl", strings.TrimPrefix(serverVersion, "v"), "linux-amd64", "kubectl")
+	r := c.kubeBash(t, "/bin/false", 5*time.Minute, `eval "$(devbundle -m `+machine+` env kubernetes)" || exit 99
+eval "$(devbundle -m `+machine+` install-cli kubernetes)" || exit 98
+printf 'FOUND=%s\n' "$(command -v kubectl)"
+kubectl version -o json || exit 97
+kubectl get namespace devbundle-e2e -o name || exit 96`)
+	if r.code != 0 {
+		t.Fatalf("install-cli kubernetes in bash: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "FOUND="+cached+"\n") || !strings.Contains(r.stdout, "namespace/devbundle-e2e") {
+		t.Errorf("install-cli kubernetes in bash:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stdout, `"gitVersion": "`+serverVersion+`"`) {
+		t.Errorf("the installed kubectl does not report %s:\n%s", serverVersion, r.stdout)
+	}
+	if got := mirror.requests.Load(); got != 2 {
+		t.Errorf("install-cli made %d requests to the mirror, want 2 (kubectl and its .sha256)", got)
+	}
 }

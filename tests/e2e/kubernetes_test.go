@@ -107,7 +107,12 @@ kubectl get namespace devbundle-e2e -o name || exit 96`)
 	})
 	t.Logf("nodes: %s", strings.TrimSpace(nodes))
 
-	// The hello pod runs the box's image and its log says hello.
+	// The hello pod runs the box's image and its log says hello. A new
+	// namespace gets its default service account from the controller
+	// manager a moment later; pods are refused until then.
+	pollEvery(t, 5*time.Minute, 2*time.Second, "the namespace's default service account", func() bool {
+		return c.kube(t, kubectl, kubeconfig, time.Minute, "-n", "devbundle-e2e", "get", "serviceaccount", "default", "-o", "name").code == 0
+	})
 	r = c.kubeStdin(t, kubectl, kubeconfig, time.Minute, helloPod, "apply", "-f", "-")
 	if r.code != 0 {
 		t.Fatalf("create the hello pod: exit %d: %s", r.code, r.stderr)
@@ -138,6 +143,9 @@ kubectl get namespace devbundle-e2e -o name || exit 96`)
 	}
 	c.must(10*time.Minute, append(m, "service", "start", "kubernetes")...)
 	checkReadyz(t, c, kubectl, kubeconfig)
+
+	// install-cli: kubectl of the server's version, verified, cached.
+	checkInstallCLIKubernetes(t, c, k8sMachine, kubectl, st.Version)
 
 	// halt, then up: the same kubeconfig still works.
 	c.must(5*time.Minute, append(m, "halt")...)
