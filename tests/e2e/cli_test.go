@@ -73,7 +73,35 @@ func newCLI(t *testing.T, boxDir string) *cli {
 		"DEVBUNDLE_INSECURE_KEY_FILE="+filepath.Join(boxDir, "insecure_key"),
 		"NO_COLOR=1",
 	)
+	// After the test's own clean-up (which destroys its machines): remove
+	// the boxes it added, and so their uploaded copies in the libvirt
+	// pool, which would outlive this private home otherwise.
+	t.Cleanup(c.removeBoxes)
 	return c
+}
+
+// removeBoxes removes every box in the CLI's store.
+func (c *cli) removeBoxes() {
+	out, err := c.command(context.Background(), "box", "list", "--json").Output()
+	if err != nil {
+		return
+	}
+	var list []struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal(out, &list) != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, b := range list {
+		if b.Name == "" || seen[b.Name] {
+			continue
+		}
+		seen[b.Name] = true
+		if out, err := c.command(context.Background(), "box", "remove", b.Name, "--all").CombinedOutput(); err != nil {
+			c.t.Logf("clean-up: box remove %s: %v\n%s", b.Name, err, out)
+		}
+	}
 }
 
 func (c *cli) command(ctx context.Context, args ...string) *exec.Cmd {
