@@ -41,7 +41,12 @@ func ServerVersion(ctx context.Context, reg *Registry, m *vm.Machine, machineDir
 		return "", dberr.WithHint(dberr.ServiceUnavailable("service %q cannot report its server version yet", name),
 			"pass --cli-version VERSION")
 	}
-	return v.ServerVersion(ctx, m, Dir(machineDir, name))
+	ver, err := v.ServerVersion(ctx, m, Dir(machineDir, name))
+	if err != nil && m.Via != nil {
+		// The forwards bind the remote libvirt host's loopback.
+		return "", dberr.WithHint(err, fmt.Sprintf("machine %q runs on libvirt host %s: keep \"devbundle tunnel -m %s\" running in another terminal, or pass --cli-version VERSION", m.Name, m.Via.Addr, m.Name))
+	}
+	return ver, err
 }
 
 // upstreamVersion is a release number, an optional pre-release tag, and
