@@ -122,3 +122,13 @@ type LiveForwarder interface {
 type Hopper interface {
 	Hop() (sshc.Hop, bool)
 }
+
+// HostOnlyNIC is implemented by providers that can give a machine a second
+// adapter on a network the host routes to (VirtualBox host-only), whose
+// address only the guest knows: `up` reads it over SSH by the adapter's MAC
+// and records it as the machine's address.
+type HostOnlyNIC interface {
+	// HostOnlyMAC returns that adapter's MAC ("08:00:27:12:34:56"); ok is
+	// false when the machine has none.
+	HostOnlyMAC(ctx context.Context, m *Machine) (mac string, ok bool, err error)
+}

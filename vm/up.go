@@ -139,6 +139,9 @@ func (mgr *Manager) Up(ctx context.Context, opts UpOptions) (*Machine, error) {
 			step.Done("")
 		}
 	}
+	if err := mgr.recordHostOnlyAddress(ctx, p, client, m); err != nil {
+		return nil, err
+	}
 	if opts.Provision != nil {
 		if err := opts.Provision(ctx, client, m); err != nil {
 			return nil, err
@@ -296,6 +299,42 @@ func (mgr *Manager) resolveAddress(ctx context.Context, p Provider, m *Machine, 
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+// recordHostOnlyAddress asks the guest for the address of the machine's
+// host-only adapter, when its provider gave it one, and records it (the
+// services put it in their certificates; `ip` and `status` show it). An
+// adapter without an address is a warning: the forwards still work.
+func (mgr *Manager) recordHostOnlyAddress(ctx context.Context, p Provider, c Runner, m *Machine) error {
+	h, ok := p.(HostOnlyNIC)
+	if !ok {
+		return nil
+	}
+	mac, ok, err := h.HostOnlyMAC(ctx, m)
+	if err != nil || !ok {
+		return err
+	}
+	step := mgr.IO.StartStep("Reading the host-only adapter's address")
+	iface, addr, err := NICAddress(ctx, c, mac, 0)
+	if err != nil {
+		step.Fail()
+		return err
+	}
+	if addr == "" {
+		step.Fail()
+		where := "no interface in the guest has its MAC " + mac
+		if iface != "" {
+			where = "interface " + iface + " has no IPv4 address and DHCP gave none"
+		}
+		mgr.IO.Warnf("machine %q: the host-only adapter has no address (%s); its forwards on 127.0.0.1 still work", m.Name, where)
+		return nil
+	}
+	step.Done(iface + " " + addr)
+	if addr != m.Address {
+		m.Address = addr
+		return mgr.Store.Save(m)
+	}
+	return nil
 }
 
 // login waits for sshd and logs in with the machine's key; on first boot

@@ -208,3 +208,61 @@ func TestUpOnRunningMachineAddsForwardsLive(t *testing.T) {
 		t.Errorf("live forward not saved: %+v", saved.Forwards)
 	}
 }
+
+// hostOnlyProvider has a host-only adapter with a fixed MAC.
+type hostOnlyProvider struct{ fakeProvider }
+
+func (p *hostOnlyProvider) HostOnlyMAC(context.Context, *Machine) (string, bool, error) {
+	return "08:00:27:aa:bb:cc", true, nil
+}
+
+// guestOutput answers every command with the same output, recording it.
+type guestOutput struct {
+	out  string
+	cmds []string
+}
+
+func (g *guestOutput) Output(_ context.Context, cmd string) ([]byte, error) {
+	g.cmds = append(g.cmds, cmd)
+	return []byte(g.out), nil
+}
+
+func TestRecordHostOnlyAddress(t *testing.T) {
+	p := &hostOnlyProvider{}
+	mgr, m := managerWith(t, &p.fakeProvider)
+	g := &guestOutput{out: "iface=eth1\naddr=192.168.56.10\n"}
+	if err := mgr.recordHostOnlyAddress(context.Background(), p, g, m); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.cmds) != 1 || !strings.Contains(g.cmds[0], "'08:00:27:aa:bb:cc'") {
+		t.Errorf("guest commands %q", g.cmds)
+	}
+	saved, err := mgr.Store.Load(m.Name)
+	if err != nil || saved.Address != "192.168.56.10" {
+		t.Fatalf("saved address %q, %v", saved.Address, err)
+	}
+	// SSH keeps going through the forward.
+	if addr, _ := sshAddr(saved); addr != "127.0.0.1:40022" {
+		t.Errorf("sshAddr = %q", addr)
+	}
+
+	// No address in the guest: a warning, not a failure; nothing changes.
+	streams, _, _, stderr := iostreams.Test()
+	mgr.IO = streams
+	g.out = "iface=eth1\naddr=\n"
+	if err := mgr.recordHostOnlyAddress(context.Background(), p, g, saved); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), "interface eth1 has no IPv4 address") {
+		t.Errorf("warning: %q", stderr.String())
+	}
+	if again, _ := mgr.Store.Load(m.Name); again.Address != "192.168.56.10" {
+		t.Errorf("address after a failed lookup: %q", again.Address)
+	}
+
+	// A provider without host-only adapters: nothing is asked.
+	g.cmds = nil
+	if err := mgr.recordHostOnlyAddress(context.Background(), &p.fakeProvider, g, m); err != nil || len(g.cmds) != 0 {
+		t.Errorf("without HostOnlyNIC: %v, commands %q", err, g.cmds)
+	}
+}

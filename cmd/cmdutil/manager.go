@@ -63,6 +63,10 @@ func (f *Factory) Manager(cfg *config.Config) (*vm.Manager, error) {
 					CacheDir:    p.Cache,
 					MachinesDir: p.Machines(),
 					Getenv:      f.Getenv,
+					HostOnly: virtualbox.HostOnly{
+						Adapter: cfg.VirtualBox.HostOnlyAdapter,
+						Network: cfg.VirtualBox.HostOnlyNetwork,
+					},
 				})
 			default:
 				return nil, dberr.Usage("unknown provider %q; use libvirt or virtualbox", name)

@@ -45,19 +45,20 @@ const DefaultBox = "debian/bookworm64"
 
 // Config is the merged configuration of one machine.
 type Config struct {
-	Box        string   `yaml:"box" json:"box"`
-	BoxVersion string   `yaml:"box_version" json:"box_version,omitempty"`
-	BoxServer  string   `yaml:"box_server" json:"box_server,omitempty"`
-	Provider   string   `yaml:"provider" json:"provider"`
-	CPUs       int      `yaml:"cpus" json:"cpus"`
-	Memory     int      `yaml:"memory" json:"memory"` // MiB
-	Disk       int      `yaml:"disk" json:"disk"`     // GiB; 0 keeps the box's size
-	Accel      string   `yaml:"accel" json:"accel"`   // auto, kvm or tcg
-	Services   Services `yaml:"services" json:"services"`
-	Proxy      Proxy    `yaml:"proxy" json:"proxy"`
-	Libvirt    Libvirt  `yaml:"libvirt" json:"libvirt"`
-	SSH        SSH      `yaml:"ssh" json:"ssh"`
-	Mirrors    Mirrors  `yaml:"mirrors" json:"mirrors"`
+	Box        string     `yaml:"box" json:"box"`
+	BoxVersion string     `yaml:"box_version" json:"box_version,omitempty"`
+	BoxServer  string     `yaml:"box_server" json:"box_server,omitempty"`
+	Provider   string     `yaml:"provider" json:"provider"`
+	CPUs       int        `yaml:"cpus" json:"cpus"`
+	Memory     int        `yaml:"memory" json:"memory"` // MiB
+	Disk       int        `yaml:"disk" json:"disk"`     // GiB; 0 keeps the box's size
+	Accel      string     `yaml:"accel" json:"accel"`   // auto, kvm or tcg
+	Services   Services   `yaml:"services" json:"services"`
+	Proxy      Proxy      `yaml:"proxy" json:"proxy"`
+	Libvirt    Libvirt    `yaml:"libvirt" json:"libvirt"`
+	VirtualBox VirtualBox `yaml:"virtualbox" json:"virtualbox"`
+	SSH        SSH        `yaml:"ssh" json:"ssh"`
+	Mirrors    Mirrors    `yaml:"mirrors" json:"mirrors"`
 }
 
 // Proxy is an HTTP(S) proxy passed into the VM and used for downloads.
@@ -82,6 +83,16 @@ func (c *Config) ProxyURL() string {
 		u.User = url.User(c.Proxy.User)
 	}
 	return u.String()
+}
+
+// VirtualBox holds the VirtualBox provider's settings.
+type VirtualBox struct {
+	// HostOnlyAdapter gives machines a second adapter on this host-only
+	// adapter ("vboxnet0"; Windows and Linux hosts).
+	HostOnlyAdapter string `yaml:"host_only_adapter" json:"host_only_adapter,omitempty"`
+	// HostOnlyNetwork gives machines a second adapter on this host-only
+	// network (VirtualBox 7 on macOS).
+	HostOnlyNetwork string `yaml:"host_only_network" json:"host_only_network,omitempty"`
 }
 
 // Libvirt holds the libvirt provider's settings.
@@ -345,6 +356,9 @@ func (c *Config) Validate() error {
 	case "user", "network":
 	default:
 		bad("libvirt.network", "%q is not a network mode; use user or network", c.Libvirt.Network)
+	}
+	if c.VirtualBox.HostOnlyAdapter != "" && c.VirtualBox.HostOnlyNetwork != "" {
+		bad("virtualbox", "host_only_adapter and host_only_network are both set; set one (an adapter on Windows and Linux, a network with VirtualBox 7 on macOS)")
 	}
 	if c.Libvirt.URI != "" {
 		if u, err := url.Parse(c.Libvirt.URI); err != nil || u.Scheme == "" {

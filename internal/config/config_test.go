@@ -94,6 +94,9 @@ proxy:
   url: "ftp://x"
 libvirt:
   network: bridge
+virtualbox:
+  host_only_adapter: vboxnet0
+  host_only_network: HostNetwork
 box_server: "not a url"
 `), cfg); err != nil {
 		t.Fatal(err)
@@ -104,7 +107,7 @@ box_server: "not a url"
 		t.Fatal("invalid config accepted")
 	}
 	msg := err.Error()
-	for _, field := range []string{"provider:", "cpus:", "memory:", "disk:", "accel:", `services: "podman"`, "exclude each other", "proxy.url:", "libvirt.network:", "box_server:"} {
+	for _, field := range []string{"provider:", "cpus:", "memory:", "disk:", "accel:", `services: "podman"`, "exclude each other", "proxy.url:", "libvirt.network:", "virtualbox: host_only_adapter and host_only_network", "box_server:"} {
 		if !strings.Contains(msg, field) {
 			t.Errorf("error lacks %q:\n%s", field, msg)
 		}

@@ -129,7 +129,8 @@ func TestCreateHostOnly(t *testing.T) {
 		f := newFakeVBox(t, fakevbox.Knobs{})
 		p := f.provider(t)
 		p.opts.HostOnly = ho
-		if _, err := p.Create(context.Background(), testSpec(t)); err != nil {
+		c, err := p.Create(context.Background(), testSpec(t))
+		if err != nil {
 			t.Fatal(err)
 		}
 		st, _ := fakevbox.Load(f.state)
@@ -138,6 +139,21 @@ func TestCreateHostOnly(t *testing.T) {
 			ho.Network != "" && (n.Type != "hostonlynet" || n.HostOnlyNet != "HostNetwork") {
 			t.Errorf("host-only %+v gave nic2 %+v", ho, n)
 		}
+		// The adapter's MAC, as `up` looks for it in the guest.
+		mac, ok, err := p.HostOnlyMAC(context.Background(), &vm.Machine{Name: "default", ID: c.ID})
+		if err != nil || !ok || !strings.EqualFold(strings.ReplaceAll(mac, ":", ""), n.MAC) || len(mac) != 17 {
+			t.Errorf("HostOnlyMAC = %q, %v, %v; nic2 has %q", mac, ok, err, n.MAC)
+		}
+	}
+	// Without a host-only adapter there is none to look for.
+	f := newFakeVBox(t, fakevbox.Knobs{})
+	p := f.provider(t)
+	c, err := p.Create(context.Background(), testSpec(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mac, ok, err := p.HostOnlyMAC(context.Background(), &vm.Machine{Name: "default", ID: c.ID}); ok || err != nil {
+		t.Errorf("HostOnlyMAC without the adapter = %q, %v, %v", mac, ok, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -341,4 +342,31 @@ func (p *Provider) SetForwardsLive(ctx context.Context, m *vm.Machine, forwards 
 		}
 	}
 	return fw, nil
+}
+
+// HostOnlyMAC returns the MAC of the machine's second adapter when it is
+// on a host-only adapter or network (showvminfo's nic2 and macaddress2).
+func (p *Provider) HostOnlyMAC(ctx context.Context, m *vm.Machine) (string, bool, error) {
+	info, err := p.one(ctx, m)
+	if err != nil {
+		return "", false, err
+	}
+	switch info.Raw["nic2"] {
+	case "hostonly", "hostonlynet", "hostonlynetwork": // VirtualBox 7 prints host-only networks as "hostonlynetwork"
+	default:
+		return "", false, nil
+	}
+	raw := strings.ToLower(info.Raw["macaddress2"])
+	if len(raw) != 12 {
+		return "", false, fmt.Errorf("machine %q: showvminfo gives adapter 2 the MAC %q, not 12 hex digits", m.Name, info.Raw["macaddress2"])
+	}
+	var parts []string
+	for i := 0; i < 12; i += 2 {
+		parts = append(parts, raw[i:i+2])
+	}
+	mac := strings.Join(parts, ":")
+	if _, err := net.ParseMAC(mac); err != nil {
+		return "", false, fmt.Errorf("machine %q: adapter 2's MAC %q: %w", m.Name, info.Raw["macaddress2"], err)
+	}
+	return mac, true, nil
 }

@@ -69,6 +69,7 @@ var (
 	_ vm.Provider          = (*Provider)(nil)
 	_ vm.ForwardReconciler = (*Provider)(nil)
 	_ vm.LiveForwarder     = (*Provider)(nil)
+	_ vm.HostOnlyNIC       = (*Provider)(nil)
 )
 
 // minMajor, minMinor is the oldest VirtualBox devbundle drives: import's
