@@ -264,7 +264,7 @@ func (p *Provider) probeKVM(ctx context.Context, pl pool, boot baseImage, c host
 		return false, err
 	}
 	defer func() { _ = p.deleteVolume(pl, volName) }()
-	fw, err := fillForwards([]vm.Forward{{Name: "ssh", GuestPort: 22}}, portPicker{avoid: p.usedPorts("")})
+	fw, err := vm.FillForwards([]vm.Forward{{Name: "ssh", GuestPort: 22}}, vm.PortPicker{Avoid: p.usedPorts("")})
 	if err != nil {
 		return false, err
 	}
@@ -361,7 +361,7 @@ func (p *Provider) newNet(machine string, forwards []vm.Forward, userNet string)
 	if p.opts.Network == NetworkLibvirt {
 		return netSpec{Mode: netLibvirt, Network: p.opts.NetworkName, MAC: machineMAC(machine)}, nil
 	}
-	fw, err := fillForwards(forwards, portPicker{avoid: p.usedPorts("")})
+	fw, err := vm.FillForwards(forwards, vm.PortPicker{Avoid: p.usedPorts("")})
 	if err != nil {
 		return netSpec{}, err
 	}
@@ -485,7 +485,7 @@ func (p *Provider) Start(ctx context.Context, m *vm.Machine) error {
 		}
 	case netHostfwd, netPasst:
 		if p.t.ssh == nil {
-			if err := portsInUse(ctx, n.Forwards); err != nil {
+			if err := vm.PortsInUse(ctx, n.Forwards); err != nil {
 				return fmt.Errorf("start machine %q: %w", m.Name, err)
 			}
 		}
@@ -674,7 +674,7 @@ func (p *Provider) setForwards(ctx context.Context, m *vm.Machine, forwards []vm
 		return nil, err
 	}
 	defer unlock()
-	fw, err := fillForwards(forwards, portPicker{avoid: p.usedPorts(name)})
+	fw, err := vm.FillForwards(forwards, vm.PortPicker{Avoid: p.usedPorts(name)})
 	if err != nil {
 		return nil, err
 	}

@@ -3,11 +3,8 @@ package libvirt
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -15,9 +12,6 @@ import (
 
 	"github.com/devbundle/devbundle/vm"
 )
-
-// loopback is where every user-mode forward listens.
-const loopback = "127.0.0.1"
 
 // passtMinVersion is the first libvirt with <portForward> on user-mode
 // interfaces (the passt backend): 9.2.0.
@@ -49,108 +43,6 @@ func passtAvailable(domCaps string, local bool, lookPath func(string) (string, e
 	}
 	_, err := lookPath("passt")
 	return err == nil
-}
-
-// portPicker hands out free TCP ports on 127.0.0.1. A port counts as free
-// when the kernel gives it to a listener and no other devbundle domain has
-// it recorded (those machines may be halted, their ports not listening).
-type portPicker struct {
-	avoid  map[int]bool
-	listen func(network, addr string) (net.Listener, error)
-}
-
-// pick returns n distinct free ports. The listeners stay open until all
-// are picked, so the kernel never hands out the same port twice.
-func (pp portPicker) pick(n int) ([]int, error) {
-	listen := pp.listen
-	if listen == nil {
-		listen = net.Listen
-	}
-	var held []net.Listener
-	defer func() {
-		for _, l := range held {
-			_ = l.Close()
-		}
-	}()
-	var ports []int
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 100*n+100 {
-			return nil, errors.New("no free TCP port on 127.0.0.1 after many tries; close some programs or machines")
-		}
-		l, err := listen("tcp", net.JoinHostPort(loopback, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("find a free port on 127.0.0.1: %w", err)
-		}
-		held = append(held, l)
-		p := l.Addr().(*net.TCPAddr).Port
-		if pp.avoid[p] || slices.Contains(ports, p) {
-			continue
-		}
-		ports = append(ports, p)
-	}
-	return ports, nil
-}
-
-// fillForwards returns forwards with every HostIP set to 127.0.0.1 and
-// every missing HostPort picked free. Ports given are kept.
-func fillForwards(forwards []vm.Forward, pp portPicker) ([]vm.Forward, error) {
-	out := slices.Clone(forwards)
-	if pp.avoid == nil {
-		pp.avoid = map[int]bool{}
-	}
-	need := 0
-	seenGuest := map[int]string{}
-	for i, f := range out {
-		if f.GuestPort < 1 || f.GuestPort > 65535 {
-			return nil, fmt.Errorf("forward %q: guest port %d is out of range", f.Name, f.GuestPort)
-		}
-		if other, dup := seenGuest[f.GuestPort]; dup {
-			return nil, fmt.Errorf("forwards %q and %q both name guest port %d", other, f.Name, f.GuestPort)
-		}
-		seenGuest[f.GuestPort] = f.Name
-		if f.HostIP != "" && f.HostIP != loopback {
-			return nil, fmt.Errorf("forward %q asks for host address %q; user-mode forwards bind 127.0.0.1 only", f.Name, f.HostIP)
-		}
-		out[i].HostIP = loopback
-		if f.HostPort == 0 {
-			need++
-			continue
-		}
-		if f.HostPort < 1 || f.HostPort > 65535 {
-			return nil, fmt.Errorf("forward %q: host port %d is out of range", f.Name, f.HostPort)
-		}
-		pp.avoid[f.HostPort] = true
-	}
-	ports, err := pp.pick(need)
-	if err != nil {
-		return nil, err
-	}
-	for i := range out {
-		if out[i].HostPort == 0 {
-			out[i].HostPort, ports = ports[0], ports[1:]
-		}
-	}
-	return out, nil
-}
-
-// portsInUse checks that the host ports of forwards are free to bind now,
-// before a domain that needs them starts (QEMU would fail with a message
-// about "hostfwd" that says little).
-func portsInUse(ctx context.Context, forwards []vm.Forward) error {
-	var busy []string
-	var lc net.ListenConfig
-	for _, f := range forwards {
-		l, err := lc.Listen(ctx, "tcp", net.JoinHostPort(f.HostIP, strconv.Itoa(f.HostPort)))
-		if err != nil {
-			busy = append(busy, fmt.Sprintf("%s:%d (guest port %d)", f.HostIP, f.HostPort, f.GuestPort))
-			continue
-		}
-		_ = l.Close()
-	}
-	if len(busy) > 0 {
-		return fmt.Errorf("host ports %s are taken by another program; stop it, or let devbundle pick new ports (\"devbundle up\" reconciles forwards)", strings.Join(busy, ", "))
-	}
-	return nil
 }
 
 // machineMAC is the machine's deterministic MAC in QEMU's 52:54:00 range,

@@ -4,19 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/devbundle/devbundle/internal/filelock"
 	"github.com/devbundle/devbundle/vm"
 )
-
-const loopback = "127.0.0.1"
 
 // lock takes a lock shared by every devbundle process of this user.
 func (p *Provider) lock(ctx context.Context, name string) (func(), error) {
@@ -57,14 +51,13 @@ func (p *Provider) usedPorts(ctx context.Context, skipUUID string) (map[int]bool
 	return used, nil
 }
 
-// fillForwards gives every forward HostIP 127.0.0.1 and, when it has
-// none, a host port free on this host and unused by other devbundle VMs.
+// fillForwards checks forwards for what VirtualBox's NAT rules can carry
+// (a name each, unique, without commas or quotes), then gives every one
+// HostIP 127.0.0.1 and, when it has none, a host port free on this host and
+// unused by other devbundle VMs (asked of VirtualBox only when needed).
 func (p *Provider) fillForwards(ctx context.Context, forwards []vm.Forward, skipUUID string) ([]vm.Forward, error) {
-	out := slices.Clone(forwards)
-	seenGuest := map[int]string{}
 	seenName := map[string]bool{}
-	need := 0
-	for i, f := range out {
+	for _, f := range forwards {
 		if f.Name == "" || strings.ContainsAny(f.Name, ",\"") {
 			return nil, fmt.Errorf("forward name %q is empty or holds a comma or quote, which VirtualBox's NAT rules cannot carry", f.Name)
 		}
@@ -72,94 +65,24 @@ func (p *Provider) fillForwards(ctx context.Context, forwards []vm.Forward, skip
 			return nil, fmt.Errorf("two forwards are named %q", f.Name)
 		}
 		seenName[f.Name] = true
-		if f.GuestPort < 1 || f.GuestPort > 65535 {
-			return nil, fmt.Errorf("forward %q: guest port %d is out of range", f.Name, f.GuestPort)
-		}
-		if other, dup := seenGuest[f.GuestPort]; dup {
-			return nil, fmt.Errorf("forwards %q and %q both name guest port %d", other, f.Name, f.GuestPort)
-		}
-		seenGuest[f.GuestPort] = f.Name
-		if f.HostIP != "" && f.HostIP != loopback {
-			return nil, fmt.Errorf("forward %q asks for host address %q; devbundle binds forwards to 127.0.0.1 only", f.Name, f.HostIP)
-		}
-		out[i].HostIP = loopback
-		if f.HostPort == 0 {
-			need++
-		} else if f.HostPort < 1 || f.HostPort > 65535 {
-			return nil, fmt.Errorf("forward %q: host port %d is out of range", f.Name, f.HostPort)
-		}
 	}
-	if need == 0 {
-		return out, nil
-	}
-	avoid, err := p.usedPorts(ctx, skipUUID)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range out {
-		avoid[f.HostPort] = true
-	}
-	ports, err := pickPorts(ctx, need, avoid)
-	if err != nil {
-		return nil, err
-	}
-	for i := range out {
-		if out[i].HostPort == 0 {
-			out[i].HostPort, ports = ports[0], ports[1:]
-		}
-	}
-	return out, nil
-}
-
-// pickPorts returns n distinct ports free on 127.0.0.1 and not in avoid.
-// The listeners stay open until all are picked, so the kernel does not
-// hand out one port twice.
-func pickPorts(ctx context.Context, n int, avoid map[int]bool) ([]int, error) {
-	var lc net.ListenConfig
-	var held []net.Listener
-	defer func() {
-		for _, l := range held {
-			_ = l.Close()
-		}
-	}()
-	var ports []int
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 100*n+100 {
-			return nil, errors.New("no free TCP port on 127.0.0.1 after many tries; close some programs or machines")
-		}
-		l, err := lc.Listen(ctx, "tcp", net.JoinHostPort(loopback, "0"))
+	var pp vm.PortPicker
+	if vm.MissingHostPorts(forwards) > 0 {
+		avoid, err := p.usedPorts(ctx, skipUUID)
 		if err != nil {
-			return nil, fmt.Errorf("find a free port on 127.0.0.1: %w", err)
+			return nil, err
 		}
-		held = append(held, l)
-		port := l.Addr().(*net.TCPAddr).Port
-		if !avoid[port] && !slices.Contains(ports, port) {
-			ports = append(ports, port)
-		}
+		pp.Avoid = avoid
 	}
-	return ports, nil
+	return vm.FillForwards(forwards, pp)
 }
 
-// portsInUse reports the forwards whose host port something on this host
-// already listens on: VirtualBox would start the VM anyway and leave the
-// forward dead.
+// portsInUse reports the NAT rules whose host port another program holds:
+// VirtualBox would start the VM anyway and leave the forward dead.
 func portsInUse(ctx context.Context, rules []natRule) error {
-	var busy []string
+	forwards := make([]vm.Forward, 0, len(rules))
 	for _, r := range rules {
-		host := r.HostIP
-		if host == "" {
-			host = loopback
-		}
-		addr := net.JoinHostPort(host, strconv.Itoa(r.HostPort))
-		d := net.Dialer{Timeout: 500 * time.Millisecond}
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err == nil {
-			_ = c.Close()
-			busy = append(busy, fmt.Sprintf("%s (%s)", addr, r.Name))
-		}
+		forwards = append(forwards, vm.Forward{Name: r.Name, GuestPort: r.GuestPort, HostIP: r.HostIP, HostPort: r.HostPort})
 	}
-	if len(busy) > 0 {
-		return fmt.Errorf("host port(s) %s already in use by another program; stop that program and start the machine again", strings.Join(busy, ", "))
-	}
-	return nil
+	return vm.PortsInUse(ctx, forwards)
 }
