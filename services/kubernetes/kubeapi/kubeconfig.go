@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -135,11 +137,17 @@ func (a Admin) Missing() []string {
 // (path -> content) and checks they are complete.
 func (a Admin) Resolve(files map[string][]byte) (Credentials, error) {
 	c := a.Credentials
-	for role, path := range a.Files {
-		data, ok := files[path]
-		if !ok {
-			return Credentials{}, fmt.Errorf("the admin kubeconfig refers to %q, which the machine does not have", path)
+	var missing []string
+	for _, path := range a.Missing() { // in a fixed order
+		if _, ok := files[path]; !ok {
+			missing = append(missing, strconv.Quote(path))
 		}
+	}
+	if len(missing) > 0 {
+		return Credentials{}, fmt.Errorf("the admin kubeconfig refers to %s, which the machine does not have", strings.Join(missing, ", "))
+	}
+	for role, path := range a.Files {
+		data := files[path]
 		switch role {
 		case "ca":
 			c.CA = data
