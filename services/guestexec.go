@@ -13,9 +13,9 @@ import (
 // $1..., and returns its exit status, its output and its trimmed stderr.
 // err is set only when the command could not run at all.
 func RunRoot(ctx context.Context, g Guest, script string, args ...string) (code int, stdout, stderr string, err error) {
-	cmd := "sudo -n sh -c " + ShellQuote(script) + " devbundle"
+	cmd := "sudo -n sh -c " + sshc.Quote(script) + " devbundle"
 	for _, a := range args {
-		cmd += " " + ShellQuote(a)
+		cmd += " " + sshc.Quote(a)
 	}
 	var out, errOut bytes.Buffer
 	code, err = g.Run(ctx, cmd, sshc.RunOptions{Stdout: &out, Stderr: &errOut})
@@ -41,11 +41,6 @@ func SudoHint(stderr string) (string, bool) {
 		return fmt.Sprintf("sudo -n failed (%s); the login user needs passwordless sudo, as Vagrant boxes give it", stderr), true
 	}
 	return stderr, false
-}
-
-// ShellQuote quotes s for a POSIX shell.
-func ShellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // Tail returns the end of s, at most n bytes, marked with "..." when cut.

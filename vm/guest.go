@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/devbundle/devbundle/vm/sshc"
 )
 
 // Runner runs a command in the guest and returns its standard output.
@@ -94,7 +96,7 @@ func NICAddress(ctx context.Context, r Runner, mac string, dhcpWait int) (iface,
 	if dhcpWait <= 0 {
 		dhcpWait = 20
 	}
-	out, err := r.Output(ctx, "sh -c "+shellQuote(nicAddressScript)+" devbundle-nic "+shellQuote(mac)+" "+strconv.Itoa(dhcpWait))
+	out, err := r.Output(ctx, "sh -c "+sshc.Quote(nicAddressScript)+" devbundle-nic "+sshc.Quote(mac)+" "+strconv.Itoa(dhcpWait))
 	if err != nil {
 		return "", "", fmt.Errorf("find the guest's interface %s: %w", mac, err)
 	}

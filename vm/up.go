@@ -436,7 +436,7 @@ func (mgr *Manager) showConsole(ctx context.Context, p Provider, m *Machine) {
 // btrfs. A filesystem already filling its disk is left alone.
 func growRootFS(ctx context.Context, c *sshc.Client) error {
 	var stderr strings.Builder
-	code, err := c.Run(ctx, "sudo -n sh -c "+shellQuote(growScript), sshc.RunOptions{Stderr: &stderr})
+	code, err := c.Run(ctx, "sudo -n sh -c "+sshc.Quote(growScript), sshc.RunOptions{Stderr: &stderr})
 	if err != nil {
 		return fmt.Errorf("grow the root filesystem: %w", err)
 	}
@@ -484,11 +484,6 @@ case "$fstype" in
   btrfs) btrfs filesystem resize max / ;;
   *) echo "cannot grow a $fstype root filesystem" >&2; exit 3 ;;
 esac`
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
 
 func (mgr *Manager) now() time.Time {
 	if mgr.Now != nil {

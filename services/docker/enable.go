@@ -171,9 +171,9 @@ func wantedSANs(m *vm.Machine, endpointHost, hostname string, logf func(string, 
 // runRoot runs script as root in the guest (sudo -n sh -c), with args as
 // $1..., and returns its exit status and output.
 func runRoot(ctx context.Context, g services.Guest, script string, args ...string) (code int, stdout, stderr string, err error) {
-	cmd := "sudo -n sh -c " + shq(script) + " devbundle"
+	cmd := "sudo -n sh -c " + sshc.Quote(script) + " devbundle"
 	for _, a := range args {
-		cmd += " " + shq(a)
+		cmd += " " + sshc.Quote(a)
 	}
 	var out, errOut bytes.Buffer
 	code, err = g.Run(ctx, cmd, sshc.RunOptions{Stdout: &out, Stderr: &errOut})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/devbundle/devbundle/internal/dberr"
 	"github.com/devbundle/devbundle/services"
+	"github.com/devbundle/devbundle/vm/sshc"
 )
 
 // installHint is said when docker cannot be installed.
@@ -82,9 +83,9 @@ func install(ctx context.Context, sc services.Context, p *probe, logf func(strin
 	// manager whatever sudo's env_reset says.
 	cmd := "sudo -n env"
 	for _, a := range proxyEnv(sc.Proxy) {
-		cmd += " " + shq(a)
+		cmd += " " + sshc.Quote(a)
 	}
-	cmd += " sh -c " + shq(script) + " devbundle " + apparmor
+	cmd += " sh -c " + sshc.Quote(script) + " devbundle " + apparmor
 	var stdout, stderr strings.Builder
 	code, err := sc.Guest.Run(ctx, cmd, runOpts(&stdout, &stderr))
 	if err != nil {

@@ -1,7 +1,6 @@
 package docker
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -72,10 +71,10 @@ func (p *probe) hasDocker() bool {
 func probeCommand() string {
 	var files []string
 	for _, f := range guestFiles {
-		files = append(files, shq(f))
+		files = append(files, sshc.Quote(f))
 	}
 	script := strings.Replace(probeScript, "@FILES@", strings.Join(files, " "), 1)
-	return `sudo -n sh -c ` + shq(script) + ` devbundle-probe "$(id -un)"`
+	return `sudo -n sh -c ` + sshc.Quote(script) + ` devbundle-probe "$(id -un)"`
 }
 
 // readProbe runs the probe in the guest.
@@ -103,14 +102,7 @@ func readProbe(ctx context.Context, g services.Guest) (*probe, error) {
 // complete.
 func parseProbe(out []byte) (*probe, error) {
 	p := &probe{Sums: map[string]string{}}
-	complete := false
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if !ok {
-			continue
-		}
+	err := services.ProbeLines(out, func(k, v string) error {
 		switch k {
 		case "hostname":
 			p.Hostname = strings.TrimSpace(v)
@@ -137,7 +129,7 @@ func parseProbe(out []byte) (*probe, error) {
 		case "unit", "daemonjson":
 			data, err := base64.StdEncoding.DecodeString(v)
 			if err != nil {
-				return nil, fmt.Errorf("probe output: %s is not base64: %w", k, err)
+				return fmt.Errorf("probe output: %s is not base64: %w", k, err)
 			}
 			if k == "unit" {
 				p.Unit = string(data)
@@ -146,24 +138,15 @@ func parseProbe(out []byte) (*probe, error) {
 			}
 		case "restartpending":
 			p.RestartPending = v == "1"
-		case "end":
-			complete = true
 		default:
 			if path, ok := strings.CutPrefix(k, "sha256:"); ok {
 				p.Sums[path] = v
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("probe output: %w", err)
-	}
-	if !complete {
-		return nil, fmt.Errorf("probe output is incomplete")
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return p, nil
-}
-
-// shq quotes s for a POSIX shell.
-func shq(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/devbundle/devbundle/vm/sshc"
 )
 
 // TestProbeScriptRunsInRealShells runs the probe script (without sudo)
@@ -19,8 +21,8 @@ func TestProbeScriptRunsInRealShells(t *testing.T) {
 	}
 	cmd := probeCommand()
 	// The script is the part between "sudo -n sh -c " and the probe's name.
-	script := strings.Replace(probeScript, "@FILES@", "/nonexistent/a "+shq(filepath.Join(t.TempDir(), "it's here")), 1)
-	if !strings.HasPrefix(cmd, "sudo -n sh -c ") || !strings.Contains(cmd, shq(GuestKey)) {
+	script := strings.Replace(probeScript, "@FILES@", "/nonexistent/a "+sshc.Quote(filepath.Join(t.TempDir(), "it's here")), 1)
+	if !strings.HasPrefix(cmd, "sudo -n sh -c ") || !strings.Contains(cmd, sshc.Quote(GuestKey)) {
 		t.Fatalf("probe command %q", cmd)
 	}
 	ran := 0
@@ -66,7 +68,7 @@ func TestProbeScriptReportsFiles(t *testing.T) {
 	if err := os.WriteFile(f, []byte("hello\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	script := strings.Replace(probeScript, "@FILES@", shq(f), 1)
+	script := strings.Replace(probeScript, "@FILES@", sshc.Quote(f), 1)
 	out, err := exec.Command("sh", "-c", script, "devbundle-probe", "u").Output()
 	if err != nil {
 		t.Fatal(err)

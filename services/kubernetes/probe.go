@@ -1,7 +1,6 @@
 package kubernetes
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -121,7 +120,7 @@ func probeCommand() string {
 	}
 	r := strings.NewReplacer("@UNITS@", strings.Join(probedUnits, " "),
 		"@CAFILES@", strings.Join(ca, " "), "@PROXYUNITS@", strings.Join(proxyUnits, " "))
-	return "sudo -n sh -c " + services.ShellQuote(r.Replace(probeScript)) + " devbundle-kube-probe"
+	return "sudo -n sh -c " + sshc.Quote(r.Replace(probeScript)) + " devbundle-kube-probe"
 }
 
 // readProbe runs the probe in the guest.
@@ -145,14 +144,7 @@ func readProbe(ctx context.Context, g services.Guest) (*probe, error) {
 // parseProbe parses the probe's output; it fails unless it is complete.
 func parseProbe(out []byte) (*probe, error) {
 	p := &probe{Units: map[string]unitState{}, Files: map[string][]byte{}, Exists: map[string]bool{}, Sums: map[string]string{}}
-	complete := false
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if !ok {
-			continue
-		}
+	err := services.ProbeLines(out, func(k, v string) error {
 		switch {
 		case k == "systemctl":
 			p.Systemctl = v != ""
@@ -162,7 +154,7 @@ func parseProbe(out []byte) (*probe, error) {
 			if v != "" {
 				n, err := strconv.Atoi(v)
 				if err != nil {
-					return nil, fmt.Errorf("probe output: port %q is not a number", v)
+					return fmt.Errorf("probe output: port %q is not a number", v)
 				}
 				p.SecurePort = n
 			}
@@ -170,8 +162,6 @@ func parseProbe(out []byte) (*probe, error) {
 			p.OpenSSL = v != ""
 		case k == "crictl":
 			p.Crictl = v != ""
-		case k == "end":
-			complete = true
 		case strings.HasPrefix(k, "unit."):
 			unit, field, _ := strings.Cut(strings.TrimPrefix(k, "unit."), ".")
 			st := p.Units[unit]
@@ -187,7 +177,7 @@ func parseProbe(out []byte) (*probe, error) {
 		case strings.HasPrefix(k, "file:"):
 			data, err := base64.StdEncoding.DecodeString(v)
 			if err != nil {
-				return nil, fmt.Errorf("probe output: %s is not base64: %w", k, err)
+				return fmt.Errorf("probe output: %s is not base64: %w", k, err)
 			}
 			p.Files[strings.TrimPrefix(k, "file:")] = data
 		case strings.HasPrefix(k, "exists:"):
@@ -195,12 +185,10 @@ func parseProbe(out []byte) (*probe, error) {
 		case strings.HasPrefix(k, "sha256:"):
 			p.Sums[strings.TrimPrefix(k, "sha256:")] = v
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("probe output: %w", err)
-	}
-	if !complete {
-		return nil, fmt.Errorf("probe output is incomplete")
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return p, nil
 }

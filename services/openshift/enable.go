@@ -1,7 +1,6 @@
 package openshift
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -81,7 +80,7 @@ func probeCommand() string {
 	}
 	units := append(append(slices.Clone(originUnits), runtimeUnits...), "microshift")
 	r := strings.NewReplacer("@UNITS@", strings.Join(units, " "), "@FILES@", strings.Join(files, " "))
-	return "sudo -n sh -c " + services.ShellQuote(r.Replace(probeScript)) + " devbundle-openshift-probe"
+	return "sudo -n sh -c " + sshc.Quote(r.Replace(probeScript)) + " devbundle-openshift-probe"
 }
 
 func readProbe(ctx context.Context, g services.Guest) (*probe, error) {
@@ -91,21 +90,12 @@ func readProbe(ctx context.Context, g services.Guest) (*probe, error) {
 		return nil, fmt.Errorf("inspect the machine for openshift: %w", err)
 	}
 	p := &probe{Units: map[string][2]string{}, Files: map[string][]byte{}}
-	complete := false
-	sc := bufio.NewScanner(&stdout)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), "=")
-		if !ok {
-			continue
-		}
+	perr := services.ProbeLines(stdout.Bytes(), func(k, v string) error {
 		switch {
 		case k == "systemctl":
 			p.Systemctl = v != ""
 		case k == "container":
 			p.Container = v
-		case k == "end":
-			complete = true
 		case strings.HasPrefix(k, "unit."):
 			unit, field, _ := strings.Cut(strings.TrimPrefix(k, "unit."), ".")
 			st := p.Units[unit]
@@ -119,12 +109,16 @@ func readProbe(ctx context.Context, g services.Guest) (*probe, error) {
 		case strings.HasPrefix(k, "file:"):
 			data, err := base64.StdEncoding.DecodeString(v)
 			if err != nil {
-				return nil, fmt.Errorf("inspect the machine for openshift: %s is not base64: %w", k, err)
+				return fmt.Errorf("inspect the machine for openshift: %s is not base64: %w", k, err)
 			}
 			p.Files[strings.TrimPrefix(k, "file:")] = data
 		}
+		return nil
+	})
+	if perr != nil && !errors.Is(perr, services.ErrProbeIncomplete) {
+		return nil, perr
 	}
-	if !complete || code != 0 {
+	if perr != nil || code != 0 {
 		msg, _ := services.SudoHint(strings.TrimSpace(stderr.String()))
 		return nil, fmt.Errorf("inspect the machine for openshift: incomplete answer (exit status %d): %s", code, msg)
 	}

@@ -149,14 +149,14 @@ func installMachineKey(ctx context.Context, c *Client, keys MachineKeys) ([]byte
 func writeAuthorizedKeys(ctx context.Context, c *Client, content []byte, mustHave string) error {
 	check := ""
 	if mustHave != "" {
-		check = `grep -qxF -- ` + shQuote(mustHave) + ` "$t" || { echo "devbundle: the new authorized_keys arrived incomplete" >&2; exit 3; }; `
+		check = `grep -qxF -- ` + Quote(mustHave) + ` "$t" || { echo "devbundle: the new authorized_keys arrived incomplete" >&2; exit 3; }; `
 	}
 	script := `set -e; umask 077; d="$HOME/.ssh"; mkdir -p -- "$d"; chmod 700 -- "$d"; ` +
 		`t="$d/.authorized_keys.devbundle-tmp"; cat > "$t"; ` + check +
 		`chmod 600 -- "$t"; mv -f -- "$t" "$d/authorized_keys"; ` +
 		`if command -v restorecon >/dev/null 2>&1; then restorecon -R -- "$d" >/dev/null 2>&1 || true; fi`
 	var stderr bytes.Buffer
-	code, err := c.Run(ctx, "sh -c "+shQuote(script), RunOptions{Stdin: bytes.NewReader(content), Stderr: &stderr})
+	code, err := c.Run(ctx, "sh -c "+Quote(script), RunOptions{Stdin: bytes.NewReader(content), Stderr: &stderr})
 	if err != nil {
 		return fmt.Errorf("write authorized_keys of %q on %s: %w", c.user, c.addr, err)
 	}

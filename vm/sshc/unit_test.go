@@ -104,9 +104,9 @@ func TestShQuoteThroughRealShell(t *testing.T) {
 		t.Skip("SKIPPED: no POSIX shell on Windows")
 	}
 	for _, s := range []string{"", "plain", "it's", `'"$HOME` + "`x`" + `\n\`, "new\nline", "a'b'c''", "*?[]~!#&;|<>(){}"} {
-		out, err := exec.Command("/bin/sh", "-c", "printf %s "+shQuote(s)).Output()
+		out, err := exec.Command("/bin/sh", "-c", "printf %s "+Quote(s)).Output()
 		if err != nil || string(out) != s {
-			t.Errorf("shQuote(%q) through sh = %q, %v", s, out, err)
+			t.Errorf("Quote(%q) through sh = %q, %v", s, out, err)
 		}
 	}
 }

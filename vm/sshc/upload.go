@@ -39,7 +39,7 @@ func (c *Client) Upload(ctx context.Context, path string, data []byte, mode os.F
 // uploadCommand builds the one shell command that writes standard input to
 // path atomically.
 func uploadCommand(path string, mode os.FileMode, opts UploadOptions) string {
-	p := shQuote(path)
+	p := Quote(path)
 	script := strings.Join([]string{
 		"set -e",
 		"umask 077",
@@ -51,15 +51,16 @@ func uploadCommand(path string, mode os.FileMode, opts UploadOptions) string {
 		`mv -f -- "$t" ` + p,
 		`trap - EXIT`,
 	}, "; ")
-	cmd := "sh -c " + shQuote(script)
+	cmd := "sh -c " + Quote(script)
 	if opts.Sudo {
 		cmd = "sudo -n " + cmd
 	}
 	return cmd
 }
 
-// shQuote quotes s for a POSIX shell: the whole in single quotes, each
-// single quote inside closed, escaped with a backslash and reopened.
-func shQuote(s string) string {
+// Quote quotes s for a POSIX shell, as every command line sent over SSH
+// needs: the whole in single quotes, each single quote inside closed,
+// escaped with a backslash and reopened.
+func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
