@@ -60,14 +60,6 @@ type Context struct {
 	Dial sshc.DialFunc
 }
 
-// DialOrDirect is sc.Dial, or a direct dialer when it is nil.
-func (sc Context) DialOrDirect() sshc.DialFunc {
-	if sc.Dial != nil {
-		return sc.Dial
-	}
-	return (&net.Dialer{}).DialContext
-}
-
 // Service is one container service.
 type Service interface {
 	// Name is "docker", "kubernetes" or "openshift".
