@@ -73,7 +73,7 @@ func Env(ctx context.Context, opts EnvOptions) ([]envfmt.Block, error) {
 					// The forwards bind the remote host's loopback: here
 					// they answer only through `devbundle tunnel`.
 					return nil, dberr.WithHint(dberr.ServiceUnavailable("service %q of machine %q on libvirt host %s does not answer at %s", name, m.Name, m.Via.Addr, info.Probe),
-						fmt.Sprintf("keep \"devbundle tunnel -m %s\" running in another terminal", m.Name))
+						TunnelHint(m))
 				}
 				if errors.Is(err, errRefused) {
 					return nil, dberr.NotRunning(m.Name)
@@ -114,6 +114,12 @@ func noProxyBlock(m *vm.Machine, getenv func(string) string) envfmt.Block {
 		vars = append(vars, envfmt.Var{Name: name, Value: strings.Join(parts, ",")})
 	}
 	return envfmt.Block{Comment: []string{"Reach the machine without the proxy:"}, Vars: vars}
+}
+
+// TunnelHint says how the host's own clients reach the forwards of a
+// machine on a remote libvirt host, which bind that host's loopback.
+func TunnelHint(m *vm.Machine) string {
+	return fmt.Sprintf("machine %q runs on libvirt host %s: keep \"devbundle tunnel -m %s\" running in another terminal", m.Name, m.Via.Addr, m.Name)
 }
 
 // errRefused means nothing listens on the host side: the VM (and the

@@ -13,6 +13,7 @@ import (
 	"github.com/devbundle/devbundle/envfmt"
 	"github.com/devbundle/devbundle/internal/dberr"
 	"github.com/devbundle/devbundle/vm"
+	"github.com/devbundle/devbundle/vm/sshc"
 )
 
 func TestProbeService(t *testing.T) {
@@ -136,5 +137,20 @@ func TestCheckAgainstEnabled(t *testing.T) {
 	osm := &vm.Machine{Name: "m2", Services: map[string]json.RawMessage{"openshift": json.RawMessage(`{}`)}}
 	if err := CheckAgainstEnabled(osm, []string{"kubernetes"}); err == nil {
 		t.Error("kubernetes beside openshift was not refused")
+	}
+}
+
+// A machine on a remote libvirt host whose forward does not answer here
+// (refused or silent): 126 and the tunnel, not "machine not running".
+func TestEnvRemoteMachineWithoutTunnel(t *testing.T) {
+	reg := NewRegistry(fakeService{name: "docker", probe: "127.0.0.1:1"})
+	m := &vm.Machine{Name: "far", Services: map[string]json.RawMessage{"docker": []byte(`{}`)},
+		Via: &sshc.Hop{User: "me", Addr: "build.example:22"}}
+	for _, probeErr := range []error{errRefused, errNoAnswer} {
+		_, err := Env(context.Background(), EnvOptions{Registry: reg, Machine: m, MachineDir: "/m",
+			Getenv: func(string) string { return "" }, Probe: func(context.Context, string) error { return probeErr }})
+		if dberr.ExitCode(err) != dberr.ExitServiceUnavailable || !strings.Contains(dberr.Hint(err), `keep "devbundle tunnel -m far" running`) {
+			t.Errorf("probe %v: exit %d, %v, hint %q", probeErr, dberr.ExitCode(err), err, dberr.Hint(err))
+		}
 	}
 }

@@ -44,7 +44,7 @@ func ServerVersion(ctx context.Context, reg *Registry, m *vm.Machine, machineDir
 	ver, err := v.ServerVersion(ctx, m, Dir(machineDir, name))
 	if err != nil && m.Via != nil {
 		// The forwards bind the remote libvirt host's loopback.
-		return "", dberr.WithHint(err, fmt.Sprintf("machine %q runs on libvirt host %s: keep \"devbundle tunnel -m %s\" running in another terminal, or pass --cli-version VERSION", m.Name, m.Via.Addr, m.Name))
+		return "", dberr.WithHint(err, TunnelHint(m)+", or pass --cli-version VERSION")
 	}
 	return ver, err
 }
