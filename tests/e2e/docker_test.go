@@ -352,6 +352,13 @@ func (c *cli) dockerBash(t *testing.T, dockerPath string, timeout time.Duration,
 // dockerState reads the machine's state.json and its docker entry.
 func dockerState(t *testing.T, c *cli, machine string) (*vm.Machine, docker.State) {
 	t.Helper()
+	return recordedState(t, c, machine, "docker", docker.ReadState)
+}
+
+// recordedState reads the machine's state.json and what the named service
+// recorded in it, failing the test when it recorded nothing.
+func recordedState[T any](t *testing.T, c *cli, machine, service string, read func(*vm.Machine) (T, bool, error)) (*vm.Machine, T) {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(c.home, "data", "machines", machine, "state.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -360,9 +367,9 @@ func dockerState(t *testing.T, c *cli, machine string) (*vm.Machine, docker.Stat
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatal(err)
 	}
-	st, ok, err := docker.ReadState(&m)
+	st, ok, err := read(&m)
 	if err != nil || !ok {
-		t.Fatalf("docker state: %v (recorded: %v)\n%s", err, ok, data)
+		t.Fatalf("%s state: %v (recorded: %v)\n%s", service, err, ok, data)
 	}
 	return &m, st
 }

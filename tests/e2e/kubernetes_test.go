@@ -165,19 +165,7 @@ kubectl get namespace devbundle-e2e -o name || exit 96`)
 // record in it.
 func k8sState(t *testing.T, c *cli, machine string) (*vm.Machine, kubernetes.State) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(c.home, "data", "machines", machine, "state.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m vm.Machine
-	if err := json.Unmarshal(data, &m); err != nil {
-		t.Fatal(err)
-	}
-	st, ok, err := kubernetes.ReadState(&m)
-	if err != nil || !ok {
-		t.Fatalf("kubernetes state: %v (recorded: %v)\n%s", err, ok, data)
-	}
-	return &m, st
+	return recordedState(t, c, machine, "kubernetes", kubernetes.ReadState)
 }
 
 // checkKubeconfig: 0600, the server is the forward, the CA embedded, no
